@@ -1,0 +1,119 @@
+"""The one settings table: every environment variable the project reads, with its default
+and a line of help.
+
+Settings are read once, when :func:`load_settings` is called (never at import), so tests
+build a :class:`Settings` with the values they need instead of patching the environment.
+``tests/test_settings.py`` checks that every setting here is documented in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+#: Project root: the folder holding ``bot/``. Relative paths in settings are taken from here.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table."""
+
+    env: str
+    default: str
+    help: str
+
+
+#: The table. Order is the order the README lists them in.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("GUIDE_KNOWLEDGE_DIR", "knowledge/guides",
+            "Folder scanned recursively for guide files (*.jsonl, *.json, *.csv, *.xlsx)."),
+    Setting("GUIDE_INDEX_DIR", "var/index", "Where `knowledge build-index` writes the search index."),
+    Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small",
+            "Sentence-transformers model folder (made offline by `make model`)."),
+    Setting("GUIDE_MIN_SCORE", "0.80",
+            "Below this retrieval score nothing is answered as a match (the user gets next steps)."),
+    Setting("GUIDE_CLEAR_MARGIN", "0.03",
+            "If the best candidate leads the next by less than this, candidates are offered as buttons."),
+    Setting("GUIDE_MAX_CANDIDATES", "4", "How many candidates to offer as buttons when the match is unclear."),
+    Setting("GUIDE_ENCODE_BATCH", "64", "Batch size when encoding guides for the index."),
+    Setting("GUIDE_HOTLINE", "12345", "Phone number offered whenever the assistant cannot help further."),
+    Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
+    Setting("ACTION_PORT", "5055", "Port of the action server."),
+    Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),
+    Setting("RASA_PORT", "5005", "Port of the Rasa server (REST channel at /webhooks/rest/webhook)."),
+    Setting("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook",
+            "Where the Rasa server reaches the action server (read by endpoints.yml)."),
+    Setting("RASA_TRACKER_DB", "var/rasa/tracker.db",
+            "SQLite file of the Rasa tracker store: conversations survive restarts (read by endpoints.yml)."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :func:`load_settings`, or directly in tests."""
+
+    knowledge_dir: Path
+    index_dir: Path
+    model_dir: Path
+    min_score: float
+    clear_margin: float
+    max_candidates: int
+    encode_batch: int
+    hotline: str
+    action_host: str
+    action_port: int
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some values changed (handy in tests and the CLI)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)  # type: ignore[arg-type]
+
+
+def _raw(env: Mapping[str, str], name: str) -> str:
+    for row in SETTINGS:
+        if row.env == name:
+            return env.get(name, row.default)
+    raise KeyError(name)  # a programming error: every name read must be in the table
+
+
+def _path(env: Mapping[str, str], name: str) -> Path:
+    path = Path(_raw(env, name))
+    return path if path.is_absolute() else ROOT / path
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[float] | type[int]) -> float | int:
+    text = _raw(env, name)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a {kind.__name__}; unset it to use the default") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment).
+
+    Raises:
+        ConfigError: naming the variable whose value cannot be used.
+    """
+    env = os.environ if env is None else env
+    min_score = float(_number(env, "GUIDE_MIN_SCORE", float))
+    if not 0.0 <= min_score <= 1.0:
+        raise ConfigError(f"GUIDE_MIN_SCORE must be between 0 and 1, got {min_score}")
+    return Settings(
+        knowledge_dir=_path(env, "GUIDE_KNOWLEDGE_DIR"),
+        index_dir=_path(env, "GUIDE_INDEX_DIR"),
+        model_dir=_path(env, "GUIDE_MODEL_DIR"),
+        min_score=min_score,
+        clear_margin=float(_number(env, "GUIDE_CLEAR_MARGIN", float)),
+        max_candidates=max(2, int(_number(env, "GUIDE_MAX_CANDIDATES", int))),
+        encode_batch=max(1, int(_number(env, "GUIDE_ENCODE_BATCH", int))),
+        hotline=_raw(env, "GUIDE_HOTLINE"),
+        action_host=_raw(env, "ACTION_HOST"),
+        action_port=int(_number(env, "ACTION_PORT", int)),
+    )
