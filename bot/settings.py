@@ -35,12 +35,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_INDEX_DIR", "var/index", "Where `knowledge build-index` writes the search index."),
     Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small",
             "Sentence-transformers model folder (made offline by `make model`)."),
-    Setting("GUIDE_MIN_SCORE", "0.80",
+    Setting("GUIDE_MIN_SCORE", "0.74",
             "Below this retrieval score nothing is answered as a match (the user gets next steps)."),
     Setting("GUIDE_CLEAR_MARGIN", "0.03",
             "If the best candidate leads the next by less than this, candidates are offered as buttons."),
     Setting("GUIDE_MAX_CANDIDATES", "4", "How many candidates to offer as buttons when the match is unclear."),
     Setting("GUIDE_ENCODE_BATCH", "64", "Batch size when encoding guides for the index."),
+    Setting("GUIDE_MAX_TOKENS", "128",
+            "Texts are cut to this many tokens before encoding (names and questions are far shorter)."),
     Setting("GUIDE_HOTLINE", "12345", "Phone number offered whenever the assistant cannot help further."),
     Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
     Setting("ACTION_PORT", "5055", "Port of the action server."),
@@ -64,6 +66,7 @@ class Settings:
     clear_margin: float
     max_candidates: int
     encode_batch: int
+    max_tokens: int
     hotline: str
     action_host: str
     action_port: int
@@ -72,7 +75,7 @@ class Settings:
         """A copy with some values changed (handy in tests and the CLI)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
-        return Settings(**values)  # type: ignore[arg-type]
+        return Settings(**values)
 
 
 def _raw(env: Mapping[str, str], name: str) -> str:
@@ -113,6 +116,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clear_margin=float(_number(env, "GUIDE_CLEAR_MARGIN", float)),
         max_candidates=max(2, int(_number(env, "GUIDE_MAX_CANDIDATES", int))),
         encode_batch=max(1, int(_number(env, "GUIDE_ENCODE_BATCH", int))),
+        max_tokens=min(512, max(16, int(_number(env, "GUIDE_MAX_TOKENS", int)))),
         hotline=_raw(env, "GUIDE_HOTLINE"),
         action_host=_raw(env, "ACTION_HOST"),
         action_port=int(_number(env, "ACTION_PORT", int)),

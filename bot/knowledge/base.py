@@ -57,7 +57,8 @@ class KnowledgeBase:
     def _add(self, guide: Guide, where: Problem) -> None:
         if guide.id in self.guides:
             self.report.skipped.append(
-                Problem(where.file, where.line, f"duplicate id '{guide.id}' (first one kept: {self.guides[guide.id].title})")
+                Problem(where.file, where.line,
+                        f"duplicate id '{guide.id}' (first one kept: {self.guides[guide.id].title})")
             )
             return
         self.guides[guide.id] = guide
@@ -69,7 +70,8 @@ class KnowledgeBase:
             for other in guide.related:
                 if other not in self.guides:
                     self.report.warnings.append(
-                        Problem(self.origin[guide.id], 0, f"{guide.id}: related item '{other}' is not in the knowledge base")
+                        Problem(self.origin[guide.id], 0,
+                                f"{guide.id}: related item '{other}' is not in the knowledge base")
                     )
 
     def coverage(self) -> dict[str, int]:

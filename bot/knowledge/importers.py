@@ -268,7 +268,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ImportFailed(f"{path}:1: the header row must name the columns, including 'id' and 'title'")
     for row in reader:
         if None in row:
-            yield reader.line_num, {"__extra__": row[None]}  # type: ignore[index]
+            yield reader.line_num, {"__extra__": row[None]}
             continue
         yield reader.line_num, row
 
@@ -289,7 +289,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, values in enumerate(rows, 2):
         if values is None or all(v is None or str(v).strip() == "" for v in values):
             continue
-        yield number, {name: value for name, value in zip(names, values) if name}
+        yield number, {name: value for name, value in zip(names, values, strict=False) if name}
     book.close()
 
 

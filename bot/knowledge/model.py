@@ -14,7 +14,7 @@ below; :func:`guide_from_dict` is its only reader and reports problems by field 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot.errors import GuideFormatError
@@ -228,5 +228,6 @@ def _materials(value: Any) -> tuple[Material, ...]:
         for flag in ("required", "deferrable", "promise_ok"):
             if flag in item and not isinstance(item[flag], bool):
                 raise GuideFormatError(f"materials[{i}].{flag} must be true or false")
-        out.append(Material(**{k: (v.strip() if isinstance(v, str) else v) for k, v in item.items() if v is not None}))
+        values: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in item.items() if v is not None}
+        out.append(Material(**values))
     return tuple(out)

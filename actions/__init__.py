@@ -1,0 +1,1 @@
+"""Custom actions for the Rasa server: thin glue over :mod:`bot`."""

@@ -1,0 +1,232 @@
+"""Every sentence the assistant composes from a guide (the one templates module).
+
+A one-time notification (一次性告知) tells the citizen everything at once, so a field the
+guide does not have is never silently dropped: it says the guide does not state it and
+where to ask. Fixed replies that need no guide live in ``domain.yml`` responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bot.knowledge.model import Guide, Material
+
+#: Canonical aspect names (the values of the Rasa ``aspect`` slot) and their Chinese labels.
+ASPECTS: dict[str, str] = {
+    "materials": "申请材料",
+    "conditions": "受理条件",
+    "fee": "收费标准",
+    "time": "办理时限",
+    "place": "办理地点和时间",
+    "process": "办理流程",
+    "online": "网上办理",
+    "appointment": "预约方式",
+    "visits": "跑动次数",
+    "phone": "咨询电话",
+}
+
+SAMPLE_NOTE = "（本条为示例内容，具体以当地部门公布的办事指南为准。）"
+
+
+def _ask(guide: Guide, hotline: str) -> str:
+    phone = guide.consult_phone or hotline
+    return f"本指南未载明，请致电 {phone} 咨询核实"
+
+
+def material_line(material: Material) -> str:
+    """One material as a line: name, form and copies, then what matters about it."""
+    details = []
+    if material.form:
+        details.append(material.form)
+    if material.copies:
+        details.append(f"{material.copies}份")
+    text = material.name + (f"（{'，'.join(details)}）" if details else "")
+    notes = []
+    if not material.required:
+        notes.append("特定情形需要")
+    if material.issuer:
+        notes.append(f"来源：{material.issuer}")
+    if material.deferrable:
+        notes.append("可容缺受理，后补")
+    if material.promise_ok:
+        notes.append("可用告知承诺书代替")
+    if material.note:
+        notes.append(material.note)
+    return text + (f"；{'；'.join(notes)}" if notes else "")
+
+
+def _numbered(items: Sequence[str]) -> str:
+    return "\n".join(f"  {i}. {item}" for i, item in enumerate(items, 1))
+
+
+def _days(days: int | None) -> str | None:
+    if days is None:
+        return None
+    return "即办（当场办结）" if days == 0 else f"{days}个工作日"
+
+
+def _visits(visits: int | None) -> str | None:
+    if visits is None:
+        return None
+    if visits == 0:
+        return "0次（全程网办，无需到现场）"
+    if visits == 1:
+        return "最多跑一次"
+    return f"{visits}次"
+
+
+def aspect_text(guide: Guide, aspect: str, hotline: str) -> str:
+    """The body of one aspect of a guide (no heading), always non-empty."""
+    return _ASPECT_BODIES[aspect](guide, hotline)
+
+
+def _materials(guide: Guide, hotline: str) -> str:
+    if not guide.materials:
+        return _ask(guide, hotline)
+    return _numbered([material_line(m) for m in guide.materials])
+
+
+def _conditions(guide: Guide, hotline: str) -> str:
+    if not guide.conditions:
+        return _ask(guide, hotline)
+    text = _numbered(guide.conditions)
+    if guide.refusal_grounds:
+        text += "\n  不予受理的情形：" + "；".join(guide.refusal_grounds)
+    return text
+
+
+def _fee(guide: Guide, hotline: str) -> str:
+    return guide.fee or _ask(guide, hotline)
+
+
+def _time(guide: Guide, hotline: str) -> str:
+    parts = []
+    if (promised := _days(guide.promised_days)) is not None:
+        parts.append(f"承诺办结：{promised}")
+    if (statutory := _days(guide.statutory_days)) is not None:
+        parts.append(f"法定时限：{statutory}")
+    if guide.time_note:
+        parts.append(guide.time_note)
+    return "；".join(parts) if parts else _ask(guide, hotline)
+
+
+def _place(guide: Guide, hotline: str) -> str:
+    parts = []
+    if guide.place:
+        parts.append(f"地点：{guide.place}")
+    if guide.window:
+        parts.append(f"窗口：{guide.window}")
+    if guide.hours:
+        parts.append(f"时间：{guide.hours}")
+    return "；".join(parts) if parts else _ask(guide, hotline)
+
+
+def _process(guide: Guide, hotline: str) -> str:
+    return _numbered(guide.process) if guide.process else _ask(guide, hotline)
+
+
+def _online(guide: Guide, hotline: str) -> str:
+    parts = []
+    if guide.online:
+        parts.append(f"可在{guide.online}办理")
+    if guide.online_url:
+        parts.append(f"网址：{guide.online_url}")
+    if guide.courier:
+        parts.append("结果可邮寄送达")
+    if parts:
+        return "；".join(parts)
+    return f"本指南未载明网上办理渠道，请到现场办理或致电 {guide.consult_phone or hotline} 咨询"
+
+
+def _appointment(guide: Guide, hotline: str) -> str:
+    return guide.appointment or _ask(guide, hotline)
+
+
+def _visits_body(guide: Guide, hotline: str) -> str:
+    return _visits(guide.visits) or _ask(guide, hotline)
+
+
+def _phone(guide: Guide, hotline: str) -> str:
+    parts = [f"咨询电话：{guide.consult_phone or hotline}"]
+    if guide.complain_phone:
+        parts.append(f"投诉电话：{guide.complain_phone}")
+    return "；".join(parts)
+
+
+_ASPECT_BODIES: dict[str, Callable[[Guide, str], str]] = {
+    "materials": _materials,
+    "conditions": _conditions,
+    "fee": _fee,
+    "time": _time,
+    "place": _place,
+    "process": _process,
+    "online": _online,
+    "appointment": _appointment,
+    "visits": _visits_body,
+    "phone": _phone,
+}
+
+
+def render_notification(guide: Guide, hotline: str, related: Sequence[Guide] = ()) -> str:
+    """The full one-time notification for one guide, as plain text with light structure."""
+    lines = [f"【{guide.title}】一次性告知"]
+    facts = []
+    if guide.department:
+        facts.append(f"办理部门：{guide.department}")
+    if guide.item_type:
+        facts.append(f"事项类型：{guide.item_type}")
+    if guide.service_objects:
+        facts.append(f"服务对象：{'、'.join(guide.service_objects)}")
+    if facts:
+        lines.append("；".join(facts))
+    for aspect in ("conditions", "materials", "time", "fee", "process", "visits", "place", "online", "appointment"):
+        body = aspect_text(guide, aspect, hotline)
+        sep = "\n" if body.startswith("  ") else ""
+        lines.append(f"■ {ASPECTS[aspect]}：{sep}{body}")
+    lines.append(f"■ 咨询电话：{_phone(guide, hotline).removeprefix('咨询电话：')}")
+    if guide.legal_basis:
+        lines.append(f"■ 办理依据：{'；'.join(guide.legal_basis)}")
+    if related:
+        lines.append(f"■ 通常还需要办：{'、'.join(g.title for g in related)}")
+    if guide.sample:
+        lines.append(SAMPLE_NOTE)
+    elif guide.source == "guangdong-2021":
+        lines.append("（来源：广东政务服务网2021年办事指南，办理前请以最新公布为准。）")
+    return "\n".join(lines)
+
+
+def render_aspect(guide: Guide, aspect: str, hotline: str) -> str:
+    """A short answer to one aspect question, naming the item so the context is clear."""
+    body = aspect_text(guide, aspect, hotline)
+    sep = "\n" if body.startswith("  ") else ""
+    text = f"【{guide.title}】{ASPECTS[aspect]}：{sep}{body}"
+    if guide.sample:
+        text += "\n" + SAMPLE_NOTE
+    return text
+
+
+def render_candidates_prompt() -> str:
+    return "您问的可能是以下事项，请点选最符合的一项："
+
+
+def render_not_found(hotline: str) -> str:
+    return (
+        "抱歉，我没有找到与您的问题相符的办事指南。您可以换个说法，说出要办的事项名称（例如“身份证到期换证”），"
+        f"或拨打政务服务热线 {hotline} 咨询；在办事大厅也可以到“办不成事反映窗口”寻求帮助。"
+    )
+
+
+def render_empty() -> str:
+    return "请告诉我您想办理什么事项，例如：“我身份证过期了怎么办”。"
+
+
+def render_which_item(aspect: str) -> str:
+    label = ASPECTS.get(aspect, "办理信息")
+    return f"请问您想了解哪个事项的{label}？例如：“身份证换证{_EXAMPLE_SUFFIX.get(aspect, '怎么办')}”。"
+
+
+_EXAMPLE_SUFFIX = {
+    "materials": "要带什么材料", "fee": "要多少钱", "time": "要多久", "place": "在哪里办",
+    "process": "流程是什么", "online": "能在网上办吗", "conditions": "需要什么条件",
+    "appointment": "怎么预约", "visits": "要跑几次", "phone": "咨询电话是多少",
+}

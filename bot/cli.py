@@ -1,0 +1,172 @@
+"""The ``knowledge`` command: import, validate, index and search service guides.
+
+A thin layer over :mod:`bot.knowledge`, :mod:`bot.index` and :mod:`bot.retrieval`:
+it parses flags, calls the library, and turns :class:`bot.errors.BotError` into one
+clear line on stderr with exit status 2 (1 means "ran, but found problems").
+
+    knowledge import SOURCE... --out knowledge/guides/myregion.jsonl
+    knowledge validate [PATH...]
+    knowledge build-index [--force]
+    knowledge search "我身份证过期了怎么办" [-k 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bot.errors import BotError
+from bot.knowledge.base import KnowledgeBase, fingerprint
+from bot.knowledge.importers import ImportReport, read_path, write_jsonl
+from bot.settings import Settings, load_settings
+
+#: At most this many problems are printed one per line; the rest are counted.
+SHOW_PROBLEMS = 30
+
+
+def _print_problems(report: ImportReport, out: object = sys.stdout) -> None:
+    for title, problems in (("skipped", report.skipped), ("warning", report.warnings)):
+        for problem in problems[:SHOW_PROBLEMS]:
+            print(f"  {title}: {problem}", file=out)  # type: ignore[call-overload]
+        if len(problems) > SHOW_PROBLEMS:
+            print(f"  … and {len(problems) - SHOW_PROBLEMS} more {title} lines", file=out)  # type: ignore[call-overload]
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    report = ImportReport()
+    for source in args.sources:
+        report.extend(read_path(Path(source)))
+    kb = KnowledgeBase.from_guides(report.guides)
+    kb.report.skipped[:0] = report.skipped
+    for path, fmt in sorted(report.formats.items()):
+        print(f"read {path} ({fmt})")
+    write_jsonl(list(kb), Path(args.out))
+    print(f"imported {len(kb)} guides into {args.out}; skipped {len(kb.report.skipped)}")
+    _print_problems(kb.report)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    paths = [Path(p) for p in args.paths] or [settings.knowledge_dir]
+    bad = 0
+    for path in paths:
+        kb = KnowledgeBase.load(path)
+        print(f"{path}: {len(kb)} guides valid, {len(kb.report.skipped)} skipped, {len(kb.report.warnings)} warnings")
+        _print_problems(kb.report)
+        if len(kb):
+            missing = [f"{name} {len(kb) - have}" for name, have in kb.coverage().items() if have < len(kb)]
+            if missing:
+                print("  guides not stating a field (answers send these to the consultation phone): "
+                      + ", ".join(missing))
+        bad += len(kb.report.skipped)
+    return 1 if bad and args.strict else 0
+
+
+def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.embedding.encoder import SentenceTransformerEncoder
+    from bot.index import build_index, read_manifest
+
+    source = Path(args.source) if args.source else settings.knowledge_dir
+    out = Path(args.out) if args.out else settings.index_dir
+    print_ = (lambda *a: None) if args.quiet else print
+    stamp = fingerprint(source)
+    if not args.force:
+        try:
+            manifest = read_manifest(out)
+        except BotError:
+            manifest = None
+        if manifest is not None and manifest.fingerprint == stamp:
+            print_(f"index in {out} is up to date ({manifest.guides} guides, {manifest.model}); use --force to rebuild")
+            return 0
+    started = time.perf_counter()
+    kb = KnowledgeBase.load(source)
+    print_(f"loaded {len(kb)} guides from {source} (skipped {len(kb.report.skipped)})")
+    if not args.quiet:
+        _print_problems(kb.report)
+    if len(kb) == 0:
+        print(f"no usable guides under {source}; nothing to index", file=sys.stderr)
+        return 1
+    encoder = SentenceTransformerEncoder(settings.model_dir, settings.max_tokens)
+    manifest = build_index(
+        kb, encoder, out, fingerprint=stamp, batch_size=settings.encode_batch,
+        progress=not args.quiet and sys.stderr.isatty(), log=print_,
+    )
+    print_(
+        f"built {manifest.index_type} with {manifest.vectors} vectors for {manifest.guides} guides "
+        f"in {time.perf_counter() - started:.1f} s -> {out}"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import GuideService
+
+    service = GuideService.from_settings(settings.with_(max_candidates=args.k))
+    result = service.search(args.question)
+    if args.json:
+        print(json.dumps({
+            "query": result.query, "status": result.status, "ms": round(result.seconds * 1000, 1),
+            "matches": [
+                {"id": m.guide.id, "title": m.guide.title, "score": m.score, "dense": m.dense, "lexical": m.lexical}
+                for m in result.matches
+            ],
+        }, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{result.status} ({result.seconds * 1000:.0f} ms) for: {result.query}")
+    for rank, match in enumerate(result.matches, 1):
+        print(f"{rank}. {match.score:.3f} (dense {match.dense:.3f}, lexical {match.lexical:.3f}) "
+              f"{match.guide.title}  [{match.guide.id}]")
+    if args.show and result.best:
+        print()
+        print(service.answer_guide(result.best.guide.id).text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="knowledge", description="Import, validate, index and search service guides.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "import", help="convert guide files (Guangdong export, JSONL, CSV, XLSX) into the project's JSONL"
+    )
+    p.add_argument("sources", nargs="+", help="files or folders to read")
+    p.add_argument("--out", required=True, help="JSONL file to write (e.g. knowledge/guides/myregion.jsonl)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("validate", help="check guide files and report problems with file and line")
+    p.add_argument("paths", nargs="*", help="files or folders (default: GUIDE_KNOWLEDGE_DIR)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any record had to be skipped")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("build-index", help="encode the knowledge base into the FAISS index")
+    p.add_argument("--source", help="knowledge folder or file (default: GUIDE_KNOWLEDGE_DIR)")
+    p.add_argument("--out", help="index folder (default: GUIDE_INDEX_DIR)")
+    p.add_argument("--force", action="store_true", help="rebuild even if the knowledge base has not changed")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_build_index)
+
+    p = sub.add_parser("search", help="show the best guides for a question")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="how many candidates to show")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--show", action="store_true", help="also print the notification for the best guide")
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, load_settings()))
+    except BotError as error:
+        print(f"knowledge: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

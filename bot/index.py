@@ -1,0 +1,206 @@
+"""The FAISS index over the knowledge base, and its manifest.
+
+Each guide contributes several vectors — its title, every alias, every typical question,
+and a short passage of what people search by (department, topics, materials) — because a
+citizen's question may resemble any one of them; a guide's dense score is the best of
+its vectors. The folder holds:
+
+* ``vectors.faiss``: the FAISS index (inner product over normalised vectors = cosine);
+* ``rows.npy``: for every vector, the position of its guide in ``guides.jsonl``;
+* ``guides.jsonl``: the guides exactly as indexed, so the action server needs no importer;
+* ``manifest.json``: model name and dimension, index type, counts, the knowledge
+  fingerprint, and build time. A mismatch with the running model is refused, not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.embedding.encoder import Encoder, Kind
+from bot.errors import IndexMissing
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.importers import write_jsonl
+from bot.knowledge.model import Guide, guide_from_dict
+from bot.text import normalize
+
+FORMAT_VERSION = 1
+#: Up to this many vectors an exact flat index is both fast enough and simplest.
+FLAT_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """What an index was built from; stored as ``manifest.json``."""
+
+    format_version: int
+    model: str
+    dim: int
+    index_type: str
+    guides: int
+    vectors: int
+    fingerprint: str
+    built_at: str
+    build_seconds: float
+
+
+def guide_texts(guide: Guide) -> list[tuple[Kind, str]]:
+    """The texts a guide is found by, each with the e5 prompt kind to encode it with.
+
+    Titles, aliases and questions are short question-like texts: they are compared with
+    the citizen's question symmetrically ("query"). The summary is a document ("passage").
+    """
+    texts: list[tuple[Kind, str]] = [("query", guide.title)]
+    texts += [("query", alias) for alias in guide.aliases]
+    texts += [("query", question) for question in guide.questions]
+    parts = [guide.title]
+    if guide.department:
+        parts.append(guide.department)
+    if guide.topics:
+        parts.append("、".join(guide.topics))
+    if guide.materials:
+        parts.append("材料：" + "、".join(m.name for m in guide.materials[:8]))
+    texts.append(("passage", "。".join(parts)))
+    seen: set[str] = set()
+    out: list[tuple[Kind, str]] = []
+    for kind, text in texts:
+        clean = normalize(text, limit=400)
+        if clean and (kind, clean) not in seen:
+            seen.add((kind, clean))  # type: ignore[arg-type]
+            out.append((kind, clean))
+    return out
+
+
+def _make_faiss(dim: int, count: int) -> tuple[Any, str]:
+    import faiss
+
+    if count <= FLAT_LIMIT:
+        return faiss.IndexFlatIP(dim), "IndexFlatIP"
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = 128
+    return index, "IndexHNSWFlat(M=32)"
+
+
+def build_index(
+    kb: KnowledgeBase,
+    encoder: Encoder,
+    out_dir: Path,
+    *,
+    fingerprint: str,
+    batch_size: int = 64,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> IndexManifest:
+    """Encode every guide and write the index folder atomically (temp folder, then rename)."""
+    import faiss
+
+    started = time.perf_counter()
+    guides = list(kb)
+    rows: list[int] = []
+    by_kind: dict[Kind, list[tuple[int, str]]] = {"query": [], "passage": []}
+    for position, guide in enumerate(guides):
+        for kind, text in guide_texts(guide):
+            by_kind[kind].append((len(rows), text))
+            rows.append(position)
+    vectors = np.zeros((len(rows), encoder.dim), dtype=np.float32)
+    for kind, items in by_kind.items():
+        if not items:
+            continue
+        log(f"encoding {len(items)} {kind} texts")
+        encoded = encoder.encode([t for _, t in items], kind=kind, batch_size=batch_size, progress=progress)
+        vectors[[i for i, _ in items]] = encoded
+    index, index_type = _make_faiss(encoder.dim, len(rows))
+    index.add(vectors)
+
+    tmp = out_dir.with_name(out_dir.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    faiss.write_index(index, str(tmp / "vectors.faiss"))
+    np.save(tmp / "rows.npy", np.asarray(rows, dtype=np.int32))
+    write_jsonl(guides, tmp / "guides.jsonl")
+    manifest = IndexManifest(
+        format_version=FORMAT_VERSION,
+        model=encoder.name,
+        dim=encoder.dim,
+        index_type=index_type,
+        guides=len(guides),
+        vectors=len(rows),
+        fingerprint=fingerprint,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        build_seconds=round(time.perf_counter() - started, 2),
+    )
+    (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
+    old = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return manifest
+
+
+def read_manifest(index_dir: Path) -> IndexManifest:
+    """The manifest of a built index.
+
+    Raises:
+        IndexMissing: when there is no index, or it was written by another format version.
+    """
+    path = index_dir / "manifest.json"
+    if not path.is_file():
+        raise IndexMissing(f"{index_dir}: no search index; run `knowledge build-index` (or `make index`)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format_version") != FORMAT_VERSION:
+        raise IndexMissing(f"{index_dir}: index format {data.get('format_version')} is outdated; rebuild it")
+    return IndexManifest(**data)
+
+
+@dataclass
+class LoadedIndex:
+    """An index read back from disk, ready to search."""
+
+    manifest: IndexManifest
+    guides: list[Guide]
+    rows: np.ndarray
+    faiss_index: Any
+
+    @classmethod
+    def load(cls, index_dir: Path, *, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedIndex:
+        import faiss
+
+        manifest = read_manifest(index_dir)
+        if expect_dim is not None and manifest.dim != expect_dim:
+            raise IndexMissing(
+                f"{index_dir}: built with {manifest.model} ({manifest.dim} dims) but the model in use has "
+                f"{expect_dim} dims; rebuild with `knowledge build-index`"
+            )
+        if expect_model is not None and manifest.model != expect_model:
+            raise IndexMissing(
+                f"{index_dir}: built with model '{manifest.model}', running '{expect_model}'; rebuild the index"
+            )
+        with (index_dir / "guides.jsonl").open(encoding="utf-8") as lines:
+            guides = [guide_from_dict(json.loads(line)) for line in lines if line.strip()]
+        rows = np.load(index_dir / "rows.npy")
+        index = faiss.read_index(str(index_dir / "vectors.faiss"))
+        if index.ntotal != len(rows) or len(guides) != manifest.guides:
+            raise IndexMissing(f"{index_dir}: index files disagree with each other; rebuild the index")
+        return cls(manifest=manifest, guides=guides, rows=rows, faiss_index=index)
+
+    def search(self, query_vector: np.ndarray, k: int) -> dict[int, float]:
+        """Best dense score per guide position among the ``k`` nearest vectors."""
+        scores, ids = self.faiss_index.search(query_vector.reshape(1, -1).astype(np.float32), k)
+        best: dict[int, float] = {}
+        for score, row in zip(scores[0], ids[0], strict=True):
+            if row < 0:
+                continue
+            position = int(self.rows[row])
+            if score > best.get(position, -1.0):
+                best[position] = float(score)
+        return best

@@ -1,0 +1,131 @@
+"""Finding the guide a citizen means.
+
+Hybrid scoring: the dense score (cosine of the e5 embedding against a guide's best
+vector) finds paraphrases; a character n-gram TF-IDF score over names, aliases and typical
+questions rescues exact terms the embedding blurs (证件 names, 公积金, item codes).
+The combined score decides one of three outcomes:
+
+* ``clear``: answer the best guide;
+* ``ambiguous``: the top candidates are too close to call — offer them as buttons;
+* ``none``: nothing fits well enough — say so and give the next step (phone, window).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from bot.embedding.encoder import Encoder
+from bot.index import LoadedIndex
+from bot.knowledge.model import Guide
+from bot.settings import Settings
+from bot.text import has_content, normalize
+
+Status = Literal["clear", "ambiguous", "none", "empty"]
+
+#: Weight of the lexical score in the combined score (the dense score has 1 - this).
+LEXICAL_WEIGHT = 0.25
+#: How many nearest vectors to pull from FAISS before grouping them by guide.
+DENSE_POOL = 64
+
+
+@dataclass(frozen=True)
+class Match:
+    """One candidate guide and why it scored as it did."""
+
+    guide: Guide
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of one query."""
+
+    query: str
+    status: Status
+    matches: list[Match] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+
+class _Lexical:
+    """Character 1-2-gram TF-IDF over each name and alias of every guide.
+
+    Like the dense side, a guide scores by its best text, so a short exact alias ("扯证")
+    counts fully. Typical questions are left to the dense side: their shared wording
+    ("要多少钱", "去哪里办") would make a bare aspect question look like a match.
+    """
+
+    def __init__(self, guides: list[Guide]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts: list[str] = []
+        rows: list[int] = []
+        for position, guide in enumerate(guides):
+            for text in (guide.title, *guide.aliases):
+                texts.append(normalize(text, limit=0))
+                rows.append(position)
+        self._rows = np.asarray(rows, dtype=np.int64)
+        self._count = len(guides)
+        self._vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+        self._matrix: Any = self._vectorizer.fit_transform(texts)
+
+    def scores(self, query: str) -> np.ndarray:
+        vector = self._vectorizer.transform([query])
+        per_text = np.asarray((self._matrix @ vector.T).toarray()).ravel()
+        best = np.zeros(self._count, dtype=np.float64)
+        np.maximum.at(best, self._rows, per_text)
+        return best
+
+
+class Retriever:
+    """Search over a loaded index with one encoder. Build once; share across requests."""
+
+    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.settings = settings
+        self.guides = index.guides
+        self.by_id = {g.id: g for g in index.guides}
+        self._lexical = _Lexical(index.guides)
+
+    def search(self, text: str, *, k: int | None = None) -> SearchResult:
+        """Rank guides for ``text`` and decide clear / ambiguous / none."""
+        started = time.perf_counter()
+        query = normalize(text)
+        if not has_content(query):
+            return SearchResult(query=query, status="empty")
+        k = k or self.settings.max_candidates
+        vector = self.encoder.encode([query], kind="query")[0]
+        dense = self.index.search(vector, DENSE_POOL)
+        lexical = self._lexical.scores(query)
+        # Candidates: the dense pool plus the best lexical hits the embedding may have missed.
+        candidates = set(dense)
+        candidates.update(int(i) for i in np.argsort(-lexical)[:16] if lexical[i] > 0)
+        floor = min(dense.values()) if dense else 0.0
+        matches = []
+        for position in candidates:
+            d = dense.get(position, floor)
+            lex = float(lexical[position])
+            score = (1 - LEXICAL_WEIGHT) * d + LEXICAL_WEIGHT * lex
+            matches.append(Match(self.guides[position], round(score, 4), round(d, 4), round(lex, 4)))
+        matches.sort(key=lambda m: m.score, reverse=True)
+        matches = matches[:k]
+        return SearchResult(
+            query=query, status=self._decide(matches), matches=matches, seconds=time.perf_counter() - started
+        )
+
+    def _decide(self, matches: list[Match]) -> Status:
+        if not matches or matches[0].score < self.settings.min_score:
+            return "none"
+        if len(matches) > 1 and matches[0].score - matches[1].score < self.settings.clear_margin:
+            return "ambiguous"
+        return "clear"
