@@ -1,0 +1,75 @@
+"""Shared fixtures.
+
+The embedding model is the real one (``make model`` prepares it; ``make test`` depends on
+that). Fixtures that need it fail with the command to run when it is absent — a missing
+model is a broken set-up, not a reason to skip.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ROOT, Settings, load_settings
+
+SAMPLE_DIR = ROOT / "knowledge" / "guides" / "sample"
+GUANGDONG = ROOT / "knowledge" / "guides" / "guangdong" / "policy.jsonl"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    path = load_settings().model_dir
+    if not (path / "modules.json").is_file():
+        pytest.fail(f"no embedding model in {path}: run `make model` first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def encoder(model_dir: Path):
+    from bot.embedding.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model_dir)
+
+
+@pytest.fixture(scope="session")
+def small_kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample guides plus 300 real Guangdong guides: small enough to index in seconds,
+    varied enough that a wrong match is possible."""
+    root = tmp_path_factory.mktemp("kb")
+    (root / "sample").mkdir()
+    for path in SAMPLE_DIR.glob("*.jsonl"):
+        (root / "sample" / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    lines = GUANGDONG.read_text(encoding="utf-8").splitlines()[:300]
+    (root / "guangdong.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings(small_kb_dir: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings({}).with_(
+        knowledge_dir=small_kb_dir, index_dir=tmp_path_factory.mktemp("index") / "idx", model_dir=model_dir
+    )
+
+
+@pytest.fixture(scope="session")
+def built_index(settings: Settings, encoder) -> Path:
+    from bot.index import build_index
+    from bot.knowledge.base import KnowledgeBase, fingerprint
+
+    kb = KnowledgeBase.load(settings.knowledge_dir)
+    build_index(kb, encoder, settings.index_dir, fingerprint=fingerprint(settings.knowledge_dir))
+    return settings.index_dir
+
+
+@pytest.fixture(scope="session")
+def service(settings: Settings, encoder, built_index: Path):
+    from bot.service import GuideService
+
+    return GuideService.from_settings(settings, encoder=encoder)
+
+
+def write_jsonl(path: Path, records: list[object]) -> Path:
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,59 @@
+"""Retrieval over the real model and a small real index (sample guides + 300 Guangdong guides)."""
+
+import pytest
+
+from bot.errors import IndexMissing
+from bot.index import LoadedIndex, read_manifest
+
+
+def test_manifest_records_model_and_dimension(built_index, encoder):
+    manifest = read_manifest(built_index)
+    assert manifest.model == encoder.name
+    assert manifest.dim == encoder.dim == 384
+    assert manifest.index_type == "IndexFlatIP"
+    assert manifest.vectors > manifest.guides > 300
+
+
+def test_index_for_another_model_is_refused(built_index):
+    with pytest.raises(IndexMissing, match="rebuild"):
+        LoadedIndex.load(built_index, expect_model="some-other-model")
+
+
+def test_missing_index_names_the_command(tmp_path):
+    with pytest.raises(IndexMissing, match="knowledge build-index"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("我身份证过期了怎么办", "sample-id-card-renew"),
+        ("我身份證過期了怎麼辦", "sample-id-card-renew"),
+        ("身份证丢了怎么补办", "sample-id-card-replace"),
+        ("我们下个月去扯证，要带什么", "sample-marriage"),
+        ("社保卡丢了怎么办", "sample-ss-card-replace"),
+        ("租房子可以取公积金吗", "sample-hf-withdraw-rent"),
+        ("驾照到期了去哪换", "sample-driving-renew"),
+    ],
+)
+def test_everyday_questions_find_the_right_guide(service, question, expected):
+    result = service.search(question)
+    assert result.best is not None
+    assert result.best.guide.id == expected, [(m.guide.id, m.score) for m in result.matches]
+    assert result.status in ("clear", "ambiguous")
+
+
+@pytest.mark.parametrize("question", ["今天天气怎么样", "给我讲个笑话", "股票明天会涨吗"])
+def test_unanswerable_questions_find_nothing(service, question):
+    result = service.search(question)
+    assert result.status == "none", [(m.guide.title, m.score) for m in result.matches]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "🙏🙏🙏", "？？？"])
+def test_empty_questions(service, question):
+    assert service.search(question).status == "empty"
+
+
+def test_huge_question_is_answered_not_crashed(service):
+    result = service.search("我身份证过期了怎么办" + "啊" * 10_000)
+    assert result.status in ("clear", "ambiguous", "none")

@@ -1,0 +1,39 @@
+from bot.service import choose_payload
+
+
+def test_identity_card_question_gets_the_full_notification(service):
+    reply = service.answer_question("我身份证过期了怎么办")
+    assert reply.guide_id == "sample-id-card-renew"
+    for expected in ("居民身份证换领", "申请材料", "原居民身份证", "20元", "派出所", "个工作日"):
+        assert expected in reply.text, expected
+    assert {b.payload for b in reply.buttons} >= {choose_payload("sample-id-card-replace")}
+
+
+def test_unknown_question_names_the_next_step(service):
+    reply = service.answer_question("今天天气怎么样")
+    assert reply.status == "none" and reply.guide_id is None
+    assert "12345" in reply.text
+
+
+def test_aspect_follows_the_item_under_discussion(service):
+    reply = service.answer_aspect("那要多少钱？", "fee", "sample-id-card-renew", names_item=False)
+    assert reply.guide_id == "sample-id-card-renew"
+    assert "收费标准" in reply.text and "20元" in reply.text
+    assert reply.buttons[0].payload == choose_payload("sample-id-card-renew")
+
+
+def test_aspect_naming_a_new_item_switches_to_it(service):
+    reply = service.answer_aspect("结婚登记要带什么材料", "materials", "sample-id-card-renew", names_item=True)
+    assert reply.guide_id == "sample-marriage"
+    assert "申请材料" in reply.text
+
+
+def test_aspect_without_any_item_asks_which(service):
+    reply = service.answer_aspect("要多少钱", "fee", None, names_item=False)
+    assert reply.guide_id is None
+    assert "哪个事项" in reply.text
+
+
+def test_choosing_an_unknown_guide_id_is_handled(service):
+    reply = service.answer_guide("no-such-id")
+    assert reply.status == "none" and "12345" in reply.text
