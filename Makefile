@@ -1,0 +1,105 @@
+# The one command surface. README and CI call these targets; nothing is installed by hand.
+#
+#   make run    set up everything needed, then run the action server and the Rasa server
+#   make test   set up, then run every test (unit, Rasa data validation, end-to-end over HTTP)
+#
+# Two virtual environments, because Rasa 3.6 (Python 3.10, numpy 1.23) and the retrieval
+# stack (Python 3.11, torch 2.13, numpy 2) cannot share one:
+#   .venv/rasa     the Rasa server            (requirements/rasa.lock)
+#   .venv/actions  the action server and bot/ (requirements/actions.lock)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY310 ?= $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python3.10) $(shell command -v python3.10 2>/dev/null))
+PY311 ?= $(firstword $(wildcard /root/.pyenv/versions/3.11.*/bin/python3.11) $(shell command -v python3.11 2>/dev/null))
+
+RASA_VENV := .venv/rasa
+ACT_VENV := .venv/actions
+RASA := $(RASA_VENV)/bin/rasa
+APY := $(ACT_VENV)/bin/python
+MODEL_DIR := var/models/multilingual-e5-small
+RASA_MODEL := models/guide-assistant.tar.gz
+RASA_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
+
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean
+
+help:
+	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
+	@echo "make test    set up and run all tests"
+	@echo "make setup   only set up"
+	@echo "make lint    ruff + mypy"
+	@echo "make lock    re-resolve requirements/*.in into requirements/*.lock"
+	@echo "make clean   remove generated files (venvs kept: make clean-all removes them too)"
+
+setup: venvs model index train
+
+venvs: $(RASA_VENV)/.installed $(ACT_VENV)/.installed
+
+$(RASA_VENV)/.installed: requirements/rasa.lock
+	@test -n "$(PY310)" || { echo "Python 3.10 not found (Rasa 3.6 needs it): install it, or set PY310=/path/to/python3.10"; exit 1; }
+	rm -rf $(RASA_VENV)
+	$(PY310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install -q -r requirements/rasa.lock
+	$(RASA) telemetry disable >/dev/null 2>&1 || true
+	touch $@
+
+$(ACT_VENV)/.installed: requirements/actions.lock pyproject.toml
+	@test -n "$(PY311)" || { echo "Python 3.11 not found: install it, or set PY311=/path/to/python3.11"; exit 1; }
+	rm -rf $(ACT_VENV)
+	$(PY311) -m venv $(ACT_VENV)
+	$(ACT_VENV)/bin/pip install -q -r requirements/actions.lock
+	# rasa-sdk 3.6.2 declares python<3.11 but runs on 3.11; its deps are pinned in the lock.
+	$(ACT_VENV)/bin/pip install -q --no-deps --ignore-requires-python rasa-sdk==3.6.2
+	$(ACT_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+model: $(MODEL_DIR)/manifest.json
+
+$(MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/embedding/convert.py
+	$(APY) -m bot.embedding.convert --out $(MODEL_DIR)
+
+# build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed.
+index: $(MODEL_DIR)/manifest.json
+	$(ACT_VENV)/bin/knowledge build-index
+
+train: $(RASA_MODEL)
+
+$(RASA_MODEL): $(RASA_VENV)/.installed $(RASA_INPUTS)
+	$(RASA) train --fixed-model-name guide-assistant --out models
+
+run: setup
+	scripts/run.sh
+
+validate: $(RASA_VENV)/.installed
+	$(RASA) data validate --fail-on-warnings
+
+test: setup validate test-unit test-e2e
+
+test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json
+	$(APY) -m pytest -m "not e2e" -q
+
+test-e2e: setup
+	$(APY) -m pytest -m e2e -q
+
+lint: $(ACT_VENV)/.installed
+	$(ACT_VENV)/bin/ruff check bot actions tests
+	$(ACT_VENV)/bin/mypy
+
+lock:
+	scripts/lock.sh
+
+clean:
+	rm -rf var models results .pytest_cache .mypy_cache .ruff_cache
+
+clean-all: clean
+	rm -rf .venv .cache
