@@ -27,12 +27,12 @@ from bot.settings import Settings, load_settings
 SHOW_PROBLEMS = 30
 
 
-def _print_problems(report: ImportReport, out: object = sys.stdout) -> None:
+def _print_problems(report: ImportReport) -> None:
     for title, problems in (("skipped", report.skipped), ("warning", report.warnings)):
         for problem in problems[:SHOW_PROBLEMS]:
-            print(f"  {title}: {problem}", file=out)  # type: ignore[call-overload]
+            print(f"  {title}: {problem}")
         if len(problems) > SHOW_PROBLEMS:
-            print(f"  … and {len(problems) - SHOW_PROBLEMS} more {title} lines", file=out)  # type: ignore[call-overload]
+            print(f"  … and {len(problems) - SHOW_PROBLEMS} more {title} lines")
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
