@@ -9,6 +9,9 @@
 #   .venv/actions  the action server and bot/ (requirements/actions.lock)
 
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns once per package about the machine's local mirror folders; keep the real output.
+QUIET_PIP := 2>&1 | { grep -v -E "^WARNING: Location 'file:|^  DEPRECATION: .* legacy 'setup.py install'" || true; }
 .DEFAULT_GOAL := help
 
 PY310 ?= $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python3.10) $(shell command -v python3.10 2>/dev/null))
@@ -49,7 +52,7 @@ $(RASA_VENV)/.installed: requirements/rasa.lock
 	@test -n "$(PY310)" || { echo "Python 3.10 not found (Rasa 3.6 needs it): install it, or set PY310=/path/to/python3.10"; exit 1; }
 	rm -rf $(RASA_VENV)
 	$(PY310) -m venv $(RASA_VENV)
-	$(RASA_VENV)/bin/pip install -q -r requirements/rasa.lock
+	$(RASA_VENV)/bin/pip install -q -r requirements/rasa.lock $(QUIET_PIP)
 	$(RASA) telemetry disable >/dev/null 2>&1 || true
 	touch $@
 
@@ -57,10 +60,10 @@ $(ACT_VENV)/.installed: requirements/actions.lock pyproject.toml
 	@test -n "$(PY311)" || { echo "Python 3.11 not found: install it, or set PY311=/path/to/python3.11"; exit 1; }
 	rm -rf $(ACT_VENV)
 	$(PY311) -m venv $(ACT_VENV)
-	$(ACT_VENV)/bin/pip install -q -r requirements/actions.lock
+	$(ACT_VENV)/bin/pip install -q -r requirements/actions.lock $(QUIET_PIP)
 	# rasa-sdk 3.6.2 declares python<3.11 but runs on 3.11; its deps are pinned in the lock.
-	$(ACT_VENV)/bin/pip install -q --no-deps --ignore-requires-python rasa-sdk==3.6.2
-	$(ACT_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	$(ACT_VENV)/bin/pip install -q --no-deps --ignore-requires-python rasa-sdk==3.6.2 $(QUIET_PIP)
+	$(ACT_VENV)/bin/pip install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
 	touch $@
 
 model: $(MODEL_DIR)/manifest.json

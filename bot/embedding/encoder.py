@@ -39,7 +39,7 @@ class SentenceTransformerEncoder:
     ``config_sentence_transformers.json`` carries those prompts and ``kind`` picks one.
     """
 
-    def __init__(self, model_dir: Path, max_tokens: int = 128) -> None:
+    def __init__(self, model_dir: Path, max_tokens: int = 64) -> None:
         if not (model_dir / "modules.json").is_file():
             raise ModelMissing(f"{model_dir}: no embedding model here; run `make model` to prepare it offline")
         # Never reach for a model hub: the machines have no route to one, and a silent
@@ -50,7 +50,7 @@ class SentenceTransformerEncoder:
 
         self._model = SentenceTransformer(str(model_dir), device="cpu")
         # Attention cost grows with the square of length; guide names, aliases and questions
-        # are far below 128 tokens, and summaries lose little past it.
+        # are far below 64 tokens; summaries keep their name, department and first materials.
         self._model.max_seq_length = max_tokens
         manifest = model_dir / "manifest.json"
         meta = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
