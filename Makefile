@@ -34,12 +34,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean
+.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
 	@echo "make test    set up and run all tests"
 	@echo "make setup   only set up"
+	@echo "make eval    retrieval quality on the frozen test split, with baselines"
 	@echo "make lint    ruff + mypy"
 	@echo "make lock    re-resolve requirements/*.in into requirements/*.lock"
 	@echo "make clean   remove generated files (venvs kept: make clean-all removes them too)"
@@ -93,6 +94,10 @@ test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json
 
 test-e2e: setup
 	$(APY) -m pytest -m e2e -q
+
+# Retrieval quality on the frozen test split, with two lexical baselines (see knowledge/eval/README.md).
+eval: index
+	$(APY) -m bot.evaluate --split test --calibrate
 
 lint: $(ACT_VENV)/.installed
 	$(ACT_VENV)/bin/ruff check bot actions tests
