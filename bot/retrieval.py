@@ -12,8 +12,10 @@ The combined score decides one of three outcomes:
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -22,12 +24,13 @@ from bot.embedding.encoder import Encoder
 from bot.index import LoadedIndex
 from bot.knowledge.model import Guide
 from bot.settings import Settings
+from bot.synonyms import Synonyms
 from bot.text import has_content, normalize
 
 Status = Literal["clear", "ambiguous", "none", "empty"]
 
 #: Weight of the lexical score in the combined score (the dense score has 1 - this).
-LEXICAL_WEIGHT = 0.25
+LEXICAL_WEIGHT = 0.15
 #: How many nearest vectors to pull from FAISS before grouping them by guide.
 DENSE_POOL = 64
 
@@ -56,6 +59,26 @@ class SearchResult:
         return self.matches[0] if self.matches else None
 
 
+_RUNS = re.compile(r"[a-z0-9]+|[^\sa-z0-9]+")
+
+
+def _terms(text: str) -> list[str]:
+    """Lexical terms: Chinese as character 1- and 2-grams, Latin words and numbers whole.
+
+    Single Latin letters would make every English word match every guide with a Latin
+    abbreviation in its name (ATA, CNAS, TBT); whole words do not.
+    """
+    out: list[str] = []
+    for run in _RUNS.findall(text):
+        if run[0].isascii() and run[0].isalnum():
+            out.append(run)
+            continue
+        chars = [ch for ch in run if ch.isalnum()]
+        out.extend(chars)
+        out.extend(a + b for a, b in pairwise(chars))
+    return out
+
+
 class _Lexical:
     """Character 1-2-gram TF-IDF over each name and alias of every guide.
 
@@ -75,7 +98,7 @@ class _Lexical:
                 rows.append(position)
         self._rows = np.asarray(rows, dtype=np.int64)
         self._count = len(guides)
-        self._vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+        self._vectorizer = TfidfVectorizer(analyzer=_terms, sublinear_tf=True)
         self._matrix: Any = self._vectorizer.fit_transform(texts)
 
     def scores(self, query: str) -> np.ndarray:
@@ -96,6 +119,7 @@ class Retriever:
         self.guides = index.guides
         self.by_id = {g.id: g for g in index.guides}
         self._lexical = _Lexical(index.guides)
+        self.synonyms = Synonyms.load(settings.synonyms)
 
     def search(self, text: str, *, k: int | None = None) -> SearchResult:
         """Rank guides for ``text`` and decide clear / ambiguous / none."""
@@ -104,9 +128,10 @@ class Retriever:
         if not has_content(query):
             return SearchResult(query=query, status="empty")
         k = k or self.settings.max_candidates
-        vector = self.encoder.encode([query], kind="query")[0]
+        expanded = self.synonyms.expand(query)
+        vector = self.encoder.encode([expanded], kind="query")[0]
         dense = self.index.search(vector, DENSE_POOL)
-        lexical = self._lexical.scores(query)
+        lexical = self._lexical.scores(expanded)
         # Candidates: the dense pool plus the best lexical hits the embedding may have missed.
         candidates = set(dense)
         candidates.update(int(i) for i in np.argsort(-lexical)[:16] if lexical[i] > 0)

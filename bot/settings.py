@@ -32,10 +32,12 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_KNOWLEDGE_DIR", "knowledge/guides",
             "Folder scanned recursively for guide files (*.jsonl, *.json, *.csv, *.xlsx)."),
+    Setting("GUIDE_SYNONYMS", "knowledge/synonyms.txt",
+            "Editable list of colloquial/English words and the official terms they mean (query expansion)."),
     Setting("GUIDE_INDEX_DIR", "var/index", "Where `knowledge build-index` writes the search index."),
     Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small",
             "Sentence-transformers model folder (made offline by `make model`)."),
-    Setting("GUIDE_MIN_SCORE", "0.74",
+    Setting("GUIDE_MIN_SCORE", "0.80",
             "Below this retrieval score nothing is answered as a match (the user gets next steps)."),
     Setting("GUIDE_CLEAR_MARGIN", "0.03",
             "If the best candidate leads the next by less than this, candidates are offered as buttons."),
@@ -60,6 +62,7 @@ class Settings:
     """Resolved settings. Build with :func:`load_settings`, or directly in tests."""
 
     knowledge_dir: Path
+    synonyms: Path
     index_dir: Path
     model_dir: Path
     min_score: float
@@ -110,6 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"GUIDE_MIN_SCORE must be between 0 and 1, got {min_score}")
     return Settings(
         knowledge_dir=_path(env, "GUIDE_KNOWLEDGE_DIR"),
+        synonyms=_path(env, "GUIDE_SYNONYMS"),
         index_dir=_path(env, "GUIDE_INDEX_DIR"),
         model_dir=_path(env, "GUIDE_MODEL_DIR"),
         min_score=min_score,
