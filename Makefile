@@ -87,7 +87,7 @@ run: setup
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings
 
-test: setup validate test-unit test-e2e
+test: setup validate lint test-unit test-e2e
 
 test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json
 	$(APY) -m pytest -m "not e2e" -q

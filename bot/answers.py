@@ -99,26 +99,23 @@ def _fee(guide: Guide, hotline: str) -> str:
     return guide.fee or _ask(guide, hotline)
 
 
+def _joined(*items: tuple[str, str | None]) -> str:
+    """The labelled values that are present, joined; "" when none is."""
+    return "；".join(f"{label}{value}" for label, value in items if value)
+
+
 def _time(guide: Guide, hotline: str) -> str:
-    parts = []
-    if (promised := _days(guide.promised_days)) is not None:
-        parts.append(f"承诺办结：{promised}")
-    if (statutory := _days(guide.statutory_days)) is not None:
-        parts.append(f"法定时限：{statutory}")
-    if guide.time_note:
-        parts.append(guide.time_note)
-    return "；".join(parts) if parts else _ask(guide, hotline)
+    text = _joined(
+        ("承诺办结：", _days(guide.promised_days)),
+        ("法定时限：", _days(guide.statutory_days)),
+        ("", guide.time_note),
+    )
+    return text or _ask(guide, hotline)
 
 
 def _place(guide: Guide, hotline: str) -> str:
-    parts = []
-    if guide.place:
-        parts.append(f"地点：{guide.place}")
-    if guide.window:
-        parts.append(f"窗口：{guide.window}")
-    if guide.hours:
-        parts.append(f"时间：{guide.hours}")
-    return "；".join(parts) if parts else _ask(guide, hotline)
+    text = _joined(("地点：", guide.place), ("窗口：", guide.window), ("时间：", guide.hours))
+    return text or _ask(guide, hotline)
 
 
 def _process(guide: Guide, hotline: str) -> str:
@@ -126,16 +123,12 @@ def _process(guide: Guide, hotline: str) -> str:
 
 
 def _online(guide: Guide, hotline: str) -> str:
-    parts = []
-    if guide.online:
-        parts.append(f"可在{guide.online}办理")
-    if guide.online_url:
-        parts.append(f"网址：{guide.online_url}")
-    if guide.courier:
-        parts.append("结果可邮寄送达")
-    if parts:
-        return "；".join(parts)
-    return f"本指南未载明网上办理渠道，请到现场办理或致电 {guide.consult_phone or hotline} 咨询"
+    text = _joined(
+        ("可在", f"{guide.online}办理" if guide.online else None),
+        ("网址：", guide.online_url),
+        ("", "结果可邮寄送达" if guide.courier else None),
+    )
+    return text or f"本指南未载明网上办理渠道，请到现场办理或致电 {guide.consult_phone or hotline} 咨询"
 
 
 def _appointment(guide: Guide, hotline: str) -> str:
