@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start the action server, wait until it is ready, then the Rasa server in the foreground.
-# Ctrl-C stops both. Logs of the action server go to var/log/actions.log.
+# Start the action server and the Rasa server side by side, say when both are ready, and
+# keep running until Ctrl-C, which stops both. Logs: var/log/actions.log, var/log/rasa.log.
 # Ports and interfaces come from the settings table (bot/settings.py): ACTION_PORT, RASA_PORT ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,22 +15,40 @@ export RASA_TRACKER_DB=${RASA_TRACKER_DB:-var/rasa/tracker.db}
 export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-mkdir -p var/log var/rasa
+mkdir -p var/log "$(dirname "$RASA_TRACKER_DB")"
+# Neither server needs the other to start, so both load at once (Rasa's TensorFlow start-up
+# dominates); the action server refuses to open its port until its model and index are loaded.
 .venv/actions/bin/python -m bot.action_server >var/log/actions.log 2>&1 &
 actions_pid=$!
-trap 'kill $actions_pid 2>/dev/null || true' EXIT INT TERM
-
-echo "starting the action server (log: var/log/actions.log) ..."
-for _ in $(seq 1 180); do
-  if curl -fs "http://$ACTION_HOST:$ACTION_PORT/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $actions_pid 2>/dev/null; then
-    echo "the action server stopped; last lines of var/log/actions.log:" >&2
-    tail -n 20 var/log/actions.log >&2
-    exit 1
-  fi
-  sleep 1
-done
-echo "action server ready on http://$ACTION_HOST:$ACTION_PORT"
-echo "starting the Rasa server on http://$RASA_HOST:$RASA_PORT (REST: /webhooks/rest/webhook); ready when it logs 'Rasa server is up and running'"
 .venv/rasa/bin/rasa run -i "$RASA_HOST" -p "$RASA_PORT" --enable-api --cors "*" \
-  -m models/guide-assistant.tar.gz --endpoints endpoints.yml --credentials credentials.yml
+  -m models/guide-assistant.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
+  >var/log/rasa.log 2>&1 &
+rasa_pid=$!
+trap 'kill $actions_pid $rasa_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
+
+wait_for() {  # name, pid, url, log
+  echo "starting the $1 (log: $4) ..."
+  for _ in $(seq 1 300); do
+    if curl -fs "$3" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "the $1 stopped; last lines of $4:" >&2
+      tail -n 25 "$4" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  echo "the $1 is not ready after 300 s; see $4" >&2
+  exit 1
+}
+started=$(date +%s)
+wait_for "action server" $actions_pid "http://$ACTION_HOST:$ACTION_PORT/health" var/log/actions.log
+wait_for "Rasa server" $rasa_pid "http://$RASA_HOST:$RASA_PORT/status" var/log/rasa.log
+cat <<MSG
+The assistant is ready ($(( $(date +%s) - started )) s). Try:
+  curl -s $RASA_HOST:$RASA_PORT/webhooks/rest/webhook -d '{"sender": "me", "message": "我身份证过期了怎么办"}'
+Ctrl-C stops both servers.
+MSG
+wait -n $actions_pid $rasa_pid
+echo "a server stopped; see var/log/actions.log and var/log/rasa.log" >&2
+exit 1
