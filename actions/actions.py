@@ -14,6 +14,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.answers import canonical_aspect
 from bot.errors import BotError
 from bot.service import GuideService, Reply, get_service
 from bot.settings import load_settings
@@ -42,6 +43,19 @@ def unavailable(dispatcher: CollectingDispatcher, error: BotError) -> list[Event
 def _entity(tracker: Tracker, name: str) -> str | None:
     value = next(tracker.get_latest_entity_values(name), None)
     return str(value) if value else None
+
+
+def _aspect(tracker: Tracker) -> str | None:
+    """The aspect asked in this message, else the one asked before ("那营业执照呢?").
+
+    The NLU may pass several aspect spans, or spans its synonym list did not map; the first
+    that names a known aspect wins.
+    """
+    for value in tracker.get_latest_entity_values("aspect"):
+        aspect = canonical_aspect(str(value))
+        if aspect:
+            return aspect
+    return canonical_aspect(tracker.get_slot("aspect"))
 
 
 class ActionAnswerGuide(Action):
@@ -73,7 +87,7 @@ class ActionAnswerAspect(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        aspect = _entity(tracker, "aspect") or tracker.get_slot("aspect")
+        aspect = _aspect(tracker)
         try:
             reply = service().answer_aspect(
                 tracker.latest_message.get("text") or "",

@@ -25,6 +25,35 @@ ASPECTS: dict[str, str] = {
     "phone": "咨询电话",
 }
 
+#: Keywords that identify an aspect when the NLU passes a span its synonym list did not
+#: map ("带什么材料", "网上"); checked in this order, first hit wins.
+_ASPECT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("materials", ("材料", "带", "证件", "资料")),
+    ("fee", ("钱", "费", "收费", "价格")),
+    ("appointment", ("预约",)),
+    ("visits", ("跑", "趟")),
+    ("online", ("网上", "线上", "网办", "手机上", "app")),
+    ("phone", ("电话", "热线")),
+    ("time", ("多久", "几天", "时间长", "时限", "多长")),
+    ("place", ("哪", "地址", "窗口", "几点", "上班")),
+    ("conditions", ("条件", "资格", "能不能办", "可以办")),
+    ("process", ("流程", "步骤", "手续", "怎么办")),
+)
+
+
+def canonical_aspect(value: str | None) -> str | None:
+    """Map an aspect entity value to a key of :data:`ASPECTS`, or None if it names none."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    if text in ASPECTS:
+        return text
+    for aspect, words in _ASPECT_KEYWORDS:
+        if any(word in text for word in words):
+            return aspect
+    return None
+
+
 SAMPLE_NOTE = "（本条为示例内容，具体以当地部门公布的办事指南为准。）"
 
 

@@ -60,3 +60,10 @@ def test_service_failure_is_a_polite_message_not_a_traceback(monkeypatch):
     messages, events = run(ActionAnswerGuide(), tracker("身份证", "ask_item"))
     assert messages[0]["response"] == "utter_service_unavailable"
     assert events == []
+
+
+def test_raw_and_stray_aspect_spans_are_understood():
+    entities = [{"entity": "aspect", "value": "要"}, {"entity": "aspect", "value": "带什么材料"}]
+    messages, _ = run(ActionAnswerAspect(), tracker("要带什么材料", "ask_aspect", entities,
+                                                    {"guide_id": "sample-id-card-renew"}))
+    assert "申请材料" in messages[0]["text"]

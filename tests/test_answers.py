@@ -45,3 +45,13 @@ def test_next_step_always_named():
     assert "12345" in answers.render_not_found("12345")
     assert "办不成事反映窗口" in answers.render_not_found("12345")
     assert "身份证换证要多少钱" in answers.render_which_item("fee")
+
+
+def test_aspect_spans_are_mapped_to_known_aspects():
+    assert answers.canonical_aspect("fee") == "fee"
+    assert answers.canonical_aspect("带什么材料") == "materials"
+    assert answers.canonical_aspect("网上") == "online"
+    assert answers.canonical_aspect("要几天") == "time"
+    assert answers.canonical_aspect("在哪里办") == "place"
+    assert answers.canonical_aspect("要") is None
+    assert answers.canonical_aspect(None) is None
