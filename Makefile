@@ -34,7 +34,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval
+.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval bench-scale
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -98,6 +98,10 @@ test-e2e: setup
 # Retrieval quality on the frozen test split, with two lexical baselines (see knowledge/eval/README.md).
 eval: index
 	$(APY) -m bot.evaluate --split test --calibrate
+
+# Index build time, memory and query latency for 100,000 synthetic guides (~20 min on 2 cores).
+bench-scale: $(MODEL_DIR)/manifest.json
+	$(APY) scripts/bench_scale.py --guides 100000
 
 lint: $(ACT_VENV)/.installed
 	$(ACT_VENV)/bin/ruff check bot actions tests
