@@ -34,13 +34,15 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval bench-scale
+.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval bench-scale nlu-report
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
 	@echo "make test    set up and run all tests"
 	@echo "make setup   only set up"
 	@echo "make eval    retrieval quality on the frozen test split, with baselines"
+	@echo "make nlu-report  NLU cross-validation into results/nlu"
+	@echo "make bench-scale index build/memory/latency on 100,000 synthetic guides"
 	@echo "make lint    ruff + mypy"
 	@echo "make lock    re-resolve requirements/*.in into requirements/*.lock"
 	@echo "make clean   remove generated files (venvs kept: make clean-all removes them too)"
@@ -98,6 +100,10 @@ test-e2e: setup
 # Retrieval quality on the frozen test split, with two lexical baselines (see knowledge/eval/README.md).
 eval: index
 	$(APY) -m bot.evaluate --split test --calibrate
+
+# Intent and entity cross-validation (3 folds) into results/nlu/ (intent_report.json ...): ~10 min.
+nlu-report: $(RASA_VENV)/.installed
+	$(RASA) test nlu --nlu data/nlu --config config.yml --cross-validation --folds 3 --out results/nlu
 
 # Index build time, memory and query latency for 100,000 synthetic guides (~20 min on 2 cores).
 bench-scale: $(MODEL_DIR)/manifest.json
