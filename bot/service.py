@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bot import answers
 from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
-from bot.index import LoadedIndex
+from bot.index import LoadedIndex, read_manifest
 from bot.knowledge.model import Guide
 from bot.retrieval import Retriever, SearchResult
 from bot.settings import Settings, load_settings
@@ -53,6 +53,7 @@ class GuideService:
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
         """Load the model (unless given) and the index named by ``settings``."""
+        read_manifest(settings.index_dir)  # fail fast, before spending seconds loading the model
         encoder = encoder or SentenceTransformerEncoder(settings.model_dir, settings.max_tokens)
         index = LoadedIndex.load(settings.index_dir, expect_model=encoder.name, expect_dim=encoder.dim)
         return cls(Retriever(index, encoder, settings), settings)
