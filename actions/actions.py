@@ -8,6 +8,7 @@ The service is reached through :func:`service`, resolved on first use; the actio
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -40,6 +41,15 @@ def unavailable(dispatcher: CollectingDispatcher, error: BotError) -> list[Event
     return []
 
 
+def answer(dispatcher: CollectingDispatcher, produce: Callable[[GuideService], Reply]) -> list[EventType]:
+    """Ask the service for a reply and send it, or say politely that the service is down."""
+    try:
+        reply = produce(service())
+    except BotError as error:
+        return unavailable(dispatcher, error)
+    return send(dispatcher, reply)
+
+
 def _entity(tracker: Tracker, name: str) -> str | None:
     value = next(tracker.get_latest_entity_values(name), None)
     return str(value) if value else None
@@ -67,15 +77,11 @@ class ActionAnswerGuide(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        try:
-            chosen = _entity(tracker, "guide_id")
-            if chosen:
-                reply = service().answer_guide(chosen)
-            else:
-                reply = service().answer_question(tracker.latest_message.get("text") or "")
-        except BotError as error:
-            return unavailable(dispatcher, error)
-        return send(dispatcher, reply)
+        chosen = _entity(tracker, "guide_id")
+        if chosen:
+            return answer(dispatcher, lambda s: s.answer_guide(chosen))
+        text = tracker.latest_message.get("text") or ""
+        return answer(dispatcher, lambda s: s.answer_question(text))
 
 
 class ActionAnswerAspect(Action):
@@ -87,14 +93,8 @@ class ActionAnswerAspect(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        text = tracker.latest_message.get("text") or ""
         aspect = _aspect(tracker)
-        try:
-            reply = service().answer_aspect(
-                tracker.latest_message.get("text") or "",
-                aspect,
-                tracker.get_slot("guide_id"),
-                names_item=_entity(tracker, "item") is not None,
-            )
-        except BotError as error:
-            return unavailable(dispatcher, error)
-        return send(dispatcher, reply)
+        current = tracker.get_slot("guide_id")
+        names_item = _entity(tracker, "item") is not None
+        return answer(dispatcher, lambda s: s.answer_aspect(text, aspect, current, names_item=names_item))

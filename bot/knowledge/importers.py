@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import GuideFormatError, ImportFailed
-from bot.knowledge.model import Guide, Material, guide_from_dict
+from bot.knowledge.model import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, Guide, Material, guide_from_dict
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".xlsx")
 
@@ -251,12 +251,6 @@ def _as_list(value: Any) -> list[Any]:
 # --- CSV and XLSX --------------------------------------------------------------------------
 
 _ROW_SPLIT = re.compile(r"\s*(?:\r?\n|[；;|])\s*")
-_INT_FIELDS = {"statutory_days", "promised_days", "visits"}
-_BOOL_FIELDS = {"courier", "sample"}
-_LIST_FIELDS = {
-    "aliases", "questions", "service_objects", "topics", "conditions", "refusal_grounds",
-    "process", "legal_basis", "related", "life_events", "co_departments",
-}
 _TRUE = {"是", "true", "yes", "1", "y"}
 _FALSE = {"否", "false", "no", "0", "n"}
 
@@ -319,13 +313,13 @@ def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
         text = str(value).strip()
         if text == "":
             continue
-        if name in _LIST_FIELDS:
+        if name in LIST_FIELDS:
             record[name] = [part for part in _ROW_SPLIT.split(text) if part]
-        elif name in _INT_FIELDS:
+        elif name in INT_FIELDS:
             if not text.isdigit():
                 raise GuideFormatError(f"column '{name}' must be a whole number, got {text!r}")
             record[name] = int(text)
-        elif name in _BOOL_FIELDS:
+        elif name in BOOL_FIELDS:
             if text.lower() not in _TRUE | _FALSE:
                 raise GuideFormatError(f"column '{name}' must be 是/否 (or true/false), got {text!r}")
             record[name] = text.lower() in _TRUE

@@ -142,18 +142,18 @@ def _listify(value: Any) -> Any:
     return value
 
 
-_LIST_FIELDS = {
+LIST_FIELDS = {
     "aliases", "questions", "service_objects", "topics", "conditions", "refusal_grounds",
     "process", "legal_basis", "related", "life_events", "co_departments",
 }
-_INT_FIELDS = {"statutory_days", "promised_days", "visits"}
-_BOOL_FIELDS = {"courier", "sample"}
-_STR_FIELDS = {
+INT_FIELDS = {"statutory_days", "promised_days", "visits"}
+BOOL_FIELDS = {"courier", "sample"}
+STR_FIELDS = {
     "id", "title", "department", "item_type", "region", "level", "time_note", "fee",
     "place", "window", "hours", "online", "online_url", "appointment", "consult_phone",
     "complain_phone", "source", "source_url",
 }
-_KNOWN = _LIST_FIELDS | _INT_FIELDS | _BOOL_FIELDS | _STR_FIELDS | {"materials"}
+KNOWN = LIST_FIELDS | INT_FIELDS | BOOL_FIELDS | STR_FIELDS | {"materials"}
 
 
 def guide_from_dict(data: Any) -> Guide:
@@ -166,7 +166,7 @@ def guide_from_dict(data: Any) -> Guide:
     """
     if not isinstance(data, dict):
         raise GuideFormatError(f"a guide must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - _KNOWN)
+    unknown = sorted(set(data) - KNOWN)
     if unknown:
         raise GuideFormatError(f"unknown field(s) {', '.join(unknown)}; known fields: see bot/knowledge/model.py")
     for required in ("id", "title"):
@@ -177,17 +177,17 @@ def guide_from_dict(data: Any) -> Guide:
     for name, value in data.items():
         if value is None:
             continue
-        if name in _LIST_FIELDS:
+        if name in LIST_FIELDS:
             kwargs[name] = _str_list(name, value)
-        elif name in _INT_FIELDS:
+        elif name in INT_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise GuideFormatError(f"field '{name}' must be a whole number >= 0, got {value!r}")
             kwargs[name] = value
-        elif name in _BOOL_FIELDS:
+        elif name in BOOL_FIELDS:
             if not isinstance(value, bool):
                 raise GuideFormatError(f"field '{name}' must be true or false, got {value!r}")
             kwargs[name] = value
-        elif name in _STR_FIELDS:
+        elif name in STR_FIELDS:
             if not isinstance(value, str):
                 raise GuideFormatError(f"field '{name}' must be text, got {value!r}")
             kwargs[name] = value.strip()
