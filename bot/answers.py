@@ -54,6 +54,8 @@ def canonical_aspect(value: str | None) -> str | None:
     return None
 
 
+FULL_NOTIFICATION_BUTTON = "查看完整的一次性告知"
+
 SAMPLE_NOTE = "（本条为示例内容，具体以当地部门公布的办事指南为准。）"
 
 

@@ -43,6 +43,12 @@ def choose_payload(guide_id: str) -> str:
     return "/choose_guide" + json.dumps({"guide_id": guide_id})
 
 
+def _candidates(result: SearchResult) -> Reply:
+    """The close candidates of an unclear match, one button each."""
+    buttons = [Button(m.guide.title, choose_payload(m.guide.id)) for m in result.matches]
+    return Reply(answers.render_candidates_prompt(), buttons=buttons, status="ambiguous")
+
+
 class GuideService:
     """Answers questions from one knowledge base index."""
 
@@ -73,8 +79,7 @@ class GuideService:
         if result.status == "none" or result.best is None:
             return Reply(answers.render_not_found(hotline), status="none")
         if result.status == "ambiguous":
-            buttons = [Button(m.guide.title, choose_payload(m.guide.id)) for m in result.matches]
-            return Reply(answers.render_candidates_prompt(), buttons=buttons, status="ambiguous")
+            return _candidates(result)
         return self.answer_guide(result.best.guide.id)
 
     def answer_guide(self, guide_id: str) -> Reply:
@@ -102,14 +107,13 @@ class GuideService:
             result = self.search(text)
             if result.status == "clear" and result.best is not None:
                 guide = result.best.guide
-            elif result.status == "ambiguous" and (names_item or guide is None):
-                buttons = [Button(m.guide.title, choose_payload(m.guide.id)) for m in result.matches]
-                return Reply(answers.render_candidates_prompt(), buttons=buttons, status="ambiguous")
+            elif result.status == "ambiguous":
+                return _candidates(result)
         if guide is None:
             return Reply(answers.render_which_item(aspect or ""), status="none")
         if aspect not in answers.ASPECTS:
             return self.answer_guide(guide.id)
-        full = Button("查看完整的一次性告知", choose_payload(guide.id))
+        full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
         return Reply(answers.render_aspect(guide, aspect, self.settings.hotline), buttons=[full], guide_id=guide.id)
 
 
