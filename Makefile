@@ -34,13 +34,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval bench-scale nlu-report
+.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval calibrate bench-scale nlu-report
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
 	@echo "make test    set up and run all tests"
 	@echo "make setup   only set up"
 	@echo "make eval    retrieval quality on the frozen test split, with baselines"
+	@echo "make calibrate fit the 'nothing fits' model on the dev split (knowledge/calibration.json)"
 	@echo "make nlu-report  NLU cross-validation into results/nlu"
 	@echo "make bench-scale index build/memory/latency on 100,000 synthetic guides"
 	@echo "make lint    ruff + mypy"
@@ -101,13 +102,18 @@ test-e2e: setup
 eval: index
 	$(APY) -m bot.evaluate --split test --calibrate
 
+# Fit the "nothing fits" model on the dev split and write knowledge/calibration.json (commit it).
+# Rerun after changing the guides, the synonyms, the model or the retrieval code.
+calibrate: index
+	$(APY) -m bot.evaluate --split dev --fit-calibration --misses 0 --json results/eval-dev.json
+
 # Intent and entity cross-validation (3 folds) into results/nlu/ (intent_report.json ...): ~10 min.
 nlu-report: $(RASA_VENV)/.installed
 	$(RASA) test nlu --nlu data/nlu --config config.yml --cross-validation --folds 3 --out results/nlu
 
 # Index build time, memory and query latency for 100,000 synthetic guides (~20 min on 2 cores).
 bench-scale: $(MODEL_DIR)/manifest.json
-	$(APY) scripts/bench_scale.py --guides 100000
+	$(APY) scripts/bench_scale.py --guides 100000 --compare-hnsw
 
 lint: $(ACT_VENV)/.installed
 	$(ACT_VENV)/bin/ruff check bot actions tests

@@ -233,9 +233,10 @@ def render_candidates_prompt() -> str:
     return "您问的可能是以下事项，请点选最符合的一项："
 
 
-def render_not_found(hotline: str) -> str:
+def render_not_found(hotline: str, *, offer_near: bool = False) -> str:
+    near = "如果您要办的是下面某一项，请直接点选。" if offer_near else ""
     return (
-        "抱歉，我没有找到与您的问题相符的办事指南。您可以换个说法，说出要办的事项名称（例如“身份证到期换证”），"
+        f"抱歉，我没有找到与您的问题相符的办事指南。{near}您可以换个说法，说出要办的事项名称（例如“身份证到期换证”），"
         f"或拨打政务服务热线 {hotline} 咨询；在办事大厅也可以到“办不成事反映窗口”寻求帮助。"
     )
 

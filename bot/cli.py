@@ -109,13 +109,19 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({
             "query": result.query, "status": result.status, "ms": round(result.seconds * 1000, 1),
+            "p_none": result.p_none, "regions": sorted(result.mentions.regions),
+            "departments": sorted(result.mentions.departments),
             "matches": [
                 {"id": m.guide.id, "title": m.guide.title, "score": m.score, "dense": m.dense, "lexical": m.lexical}
                 for m in result.matches
             ],
         }, ensure_ascii=False, indent=2))
         return 0
-    print(f"{result.status} ({result.seconds * 1000:.0f} ms) for: {result.query}")
+    p_none = f", P(nothing fits) {result.p_none:.2f}" if result.p_none is not None else ""
+    print(f"{result.status} ({result.seconds * 1000:.0f} ms{p_none}) for: {result.query}")
+    if result.mentions:
+        named = "、".join(sorted(result.mentions.regions | result.mentions.departments))
+        print(f"named: {named}")
     for rank, match in enumerate(result.matches, 1):
         print(f"{rank}. {match.score:.3f} (dense {match.dense:.3f}, lexical {match.lexical:.3f}) "
               f"{match.guide.title}  [{match.guide.id}]")

@@ -11,8 +11,11 @@ Baselines, computed in the same run over the same guides:
 * ``bm25``: Okapi BM25 over jieba tokens of the same text.
 
 A baseline has no built-in notion of "nothing fits", so its threshold is calibrated on the
-dev split (the best recognised-minus-lost) and then applied to the test split — the same
-protocol the assistant's own ``GUIDE_MIN_SCORE`` should follow (``--calibrate``).
+dev split (the best recognised-minus-lost) and then applied to the test split.
+
+The assistant decides "nothing fits" with the model of :mod:`bot.calibration`, which
+``--fit-calibration`` (``make calibrate``) fits on the dev split and writes to
+``GUIDE_CALIBRATION``. Nothing is ever fitted or tuned on the test split.
 """
 
 from __future__ import annotations
@@ -222,7 +225,21 @@ def _rank_assistant(search: Callable[[str], object], questions: Sequence[Questio
     return out
 
 
-def run(questions_path: Path, split: str, calibrate: bool) -> dict[str, Any]:
+def fit_calibration(service: Any, dev: Sequence[Question], path: Path) -> dict[str, Any]:
+    """Fit the "nothing fits" model on the dev split, save it, and put it to use in ``service``."""
+    from bot.calibration import fit_nothing_fits
+
+    results = [service.search(q.question) for q in dev]
+    kept = [(q, r) for q, r in zip(dev, results, strict=True) if r.signals]
+    model, cv = fit_nothing_fits([r.signals for _, r in kept], [not q.expected for q, _ in kept],
+                                 model=service.retriever.encoder.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    service.retriever.nothing_fits = model
+    return {"path": str(path), "cut": model.cut, **cv}
+
+
+def run(questions_path: Path, split: str, calibrate: bool, fit: bool = False) -> dict[str, Any]:
     from bot.service import GuideService
 
     settings = load_settings()
@@ -238,10 +255,12 @@ def run(questions_path: Path, split: str, calibrate: bool) -> dict[str, Any]:
     if not chosen:
         raise KnowledgeError(f"{questions_path}: no questions in split '{split}'")
     service.search("预热")  # the first encode allocates buffers; keep it out of the latency figures
+    calibration = fit_calibration(service, dev, settings.calibration) if fit else None
 
     results: list[Figures] = []
     ours = _rank_assistant(service.search, chosen)
-    results.append(figures("assistant (hybrid)", chosen, ours, settings.min_score))
+    fitted = service.retriever.nothing_fits
+    results.append(figures("assistant (hybrid)", chosen, ours, fitted.cut if fitted else settings.min_score))
     suggestion = None
     if calibrate and dev:
         dev_ranked = _rank_assistant(service.search, dev)
@@ -269,6 +288,8 @@ def run(questions_path: Path, split: str, calibrate: bool) -> dict[str, Any]:
         "model": service.retriever.encoder.name,
         "systems": [asdict(f) for f in results], "by_style": by_style,
         "suggested_min_score_from_dev": suggestion, "misses": misses,
+        "nothing_fits": (f"calibrated model (cut {fitted.cut:.3f})" if fitted else "GUIDE_MIN_SCORE threshold"),
+        "calibration_fitted": calibration,
     }
 
 
@@ -281,6 +302,11 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{s['system']:<20}{s['top1']:>7.3f}{s['top5']:>7.3f}{s['mrr']:>7.3f}"
               f"{s['unanswerable_recognised']:>8.3f}{s['answerable_lost']:>7.3f}"
               f"{s['median_ms']:>9.1f}{s['p95_ms']:>9.1f}")
+    print(f"nothing fits decided by: {report['nothing_fits']}")
+    if report.get("calibration_fitted"):
+        c = report["calibration_fitted"]
+        print(f"calibration fitted on dev and written to {c['path']}: cross-validated on dev, "
+              f"unanswerable recognised {c['cv_unanswerable_recognised']}, answerable lost {c['cv_answerable_lost']}")
     print("by style (assistant):")
     for style, f in report["by_style"].items():
         print(f"  {style:<14} " + "  ".join(f"{k} {v}" for k, v in f.items()))
@@ -293,11 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
     parser.add_argument("--split", default="test", choices=("test", "dev"))
     parser.add_argument("--calibrate", action="store_true", help="also suggest GUIDE_MIN_SCORE from the dev split")
+    parser.add_argument("--fit-calibration", action="store_true",
+                        help="fit the 'nothing fits' model on the dev split and write GUIDE_CALIBRATION first")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "eval.json", help="where to write figures")
     parser.add_argument("--misses", type=int, default=15, help="how many misses to print")
     args = parser.parse_args(argv)
     try:
-        report = run(args.questions, args.split, args.calibrate)
+        report = run(args.questions, args.split, args.calibrate, args.fit_calibration)
     except BotError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2

@@ -3,15 +3,19 @@
 Hybrid scoring: the dense score (cosine of the e5 embedding against a guide's best
 vector) finds paraphrases; a character n-gram TF-IDF score over names, aliases and typical
 questions rescues exact terms the embedding blurs (证件 names, 公积金, item codes).
-The combined score decides one of three outcomes:
+A region or office the citizen names ("在广州", "公安局") nudges the ranking towards
+guides of that place or office (:mod:`bot.scope`). Then one of three outcomes:
 
 * ``clear``: answer the best guide;
 * ``ambiguous``: the top candidates are too close to call — offer them as buttons;
-* ``none``: nothing fits well enough — say so and give the next step (phone, window).
+* ``none``: nothing fits — say so and give the next step (phone, window). This is decided
+  by the calibrated model of :mod:`bot.calibration` when one is present, otherwise by the
+  ``GUIDE_MIN_SCORE`` threshold.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,9 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bot.calibration import NothingFits
 from bot.embedding.encoder import Encoder
 from bot.index import LoadedIndex
 from bot.knowledge.model import Guide
+from bot.scope import Mentions, Scope
 from bot.settings import Settings
 from bot.synonyms import Synonyms
 from bot.text import has_content, normalize
@@ -33,6 +39,8 @@ Status = Literal["clear", "ambiguous", "none", "empty"]
 LEXICAL_WEIGHT = 0.15
 #: How many nearest vectors to pull from FAISS before grouping them by guide.
 DENSE_POOL = 64
+#: Added to the score of a guide of the region or department the citizen named.
+SCOPE_BOOST = 0.02
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,11 @@ class SearchResult:
     status: Status
     matches: list[Match] = field(default_factory=list)
     seconds: float = 0.0
+    #: The signals the "nothing fits" decision saw (see ``bot.calibration.FEATURES``).
+    signals: dict[str, float] = field(default_factory=dict)
+    #: P(nothing fits) from the calibrated model, when one is in use.
+    p_none: float | None = None
+    mentions: Mentions = field(default_factory=Mentions)
 
     @property
     def best(self) -> Match | None:
@@ -119,16 +132,26 @@ class Retriever:
         self.guides = index.guides
         self.by_id = {g.id: g for g in index.guides}
         self._lexical = _Lexical(index.guides)
+        self._titles = [frozenset(ch for ch in normalize(g.title, limit=0) if ch.isalnum()) for g in index.guides]
         self.synonyms = Synonyms.load(settings.synonyms)
+        self.scope = Scope(index.guides)
+        self.nothing_fits = NothingFits.load(settings.calibration, model=encoder.name)
 
-    def search(self, text: str, *, k: int | None = None) -> SearchResult:
-        """Rank guides for ``text`` and decide clear / ambiguous / none."""
+    def search(
+        self, text: str, *, k: int | None = None, region: str | None = None, department: str | None = None
+    ) -> SearchResult:
+        """Rank guides for ``text`` and decide clear / ambiguous / none.
+
+        ``region`` and ``department`` are names the citizen gave earlier in the conversation;
+        names in ``text`` itself are found without them.
+        """
         started = time.perf_counter()
         query = normalize(text)
         if not has_content(query):
             return SearchResult(query=query, status="empty")
         k = k or self.settings.max_candidates
         expanded = self.synonyms.expand(query)
+        mentions = self.scope.mentions(expanded, region=region, department=department)
         vector = self.encoder.encode([expanded], kind="query")[0]
         dense = self.index.search(vector, DENSE_POOL)
         lexical = self._lexical.scores(expanded)
@@ -136,20 +159,57 @@ class Retriever:
         candidates = set(dense)
         candidates.update(int(i) for i in np.argsort(-lexical)[:16] if lexical[i] > 0)
         floor = min(dense.values()) if dense else 0.0
-        matches = []
+        scored: list[tuple[float, int, float, float]] = []
         for position in candidates:
             d = dense.get(position, floor)
             lex = float(lexical[position])
             score = (1 - LEXICAL_WEIGHT) * d + LEXICAL_WEIGHT * lex
-            matches.append(Match(self.guides[position], round(score, 4), round(d, 4), round(lex, 4)))
-        matches.sort(key=lambda m: m.score, reverse=True)
-        matches = matches[:k]
+            if mentions:
+                fits = self.scope.fits_region(position, mentions.regions)
+                if fits is False:
+                    continue
+                if fits or self.scope.fits_department(position, mentions.departments):
+                    score += SCOPE_BOOST
+            scored.append((score, position, d, lex))
+        scored.sort(reverse=True)
+        signals = self._signals(query, expanded, scored, float(lexical.max()) if len(lexical) else 0.0)
+        matches = [Match(self.guides[p], round(s, 4), round(d, 4), round(x, 4)) for s, p, d, x in scored[:k]]
+        p_none = self.nothing_fits.probability(signals) if self.nothing_fits and signals else None
         return SearchResult(
-            query=query, status=self._decide(matches), matches=matches, seconds=time.perf_counter() - started
+            query=query, status=self._decide(matches, p_none), matches=matches,
+            seconds=time.perf_counter() - started, signals=signals, p_none=p_none, mentions=mentions,
         )
 
-    def _decide(self, matches: list[Match]) -> Status:
-        if not matches or matches[0].score < self.settings.min_score:
+    def _signals(
+        self, query: str, expanded: str, scored: list[tuple[float, int, float, float]], lexical_max: float
+    ) -> dict[str, float]:
+        """The inputs of the "nothing fits" decision (names in ``bot.calibration.FEATURES``)."""
+        if not scored:
+            return {}
+        chars = set(expanded)
+
+        def cover(position: int) -> float:
+            title = self._titles[position]
+            return sum(1 for ch in title if ch in chars) / max(1, len(title))
+
+        top = scored[0]
+        return {
+            "dense": top[2],
+            "lexical": top[3],
+            "margin": top[0] - scored[1][0] if len(scored) > 1 else top[0],
+            "log_length": math.log(len(query) + 1),
+            "lexical_max": lexical_max,
+            "cover_max": max(cover(p) for _, p, _, _ in scored[:32]),
+            "cover": cover(top[1]),
+        }
+
+    def _decide(self, matches: list[Match], p_none: float | None) -> Status:
+        if not matches:
+            return "none"
+        if self.nothing_fits is not None and p_none is not None:
+            if p_none >= self.nothing_fits.cut:
+                return "none"
+        elif matches[0].score < self.settings.min_score:
             return "none"
         if len(matches) > 1 and matches[0].score - matches[1].score < self.settings.clear_margin:
             return "ambiguous"

@@ -49,6 +49,22 @@ def _candidates(result: SearchResult) -> Reply:
     return Reply(answers.render_candidates_prompt(), buttons=buttons, status="ambiguous")
 
 
+#: When "nothing fits" is less certain than this, the closest guides are still offered as
+#: buttons under the apology: a citizen whose question was turned away loses one tap, not the item.
+NEAR_MISS_P_NONE = 0.9
+NEAR_MISS_BUTTONS = 3
+
+
+def _near_misses(result: SearchResult, settings: Settings) -> list[Button]:
+    if result.p_none is not None:
+        close = result.p_none < NEAR_MISS_P_NONE
+    else:
+        close = result.best is not None and result.best.score >= settings.min_score - 0.03
+    if not close:
+        return []
+    return [Button(m.guide.title, choose_payload(m.guide.id)) for m in result.matches[:NEAR_MISS_BUTTONS]]
+
+
 class GuideService:
     """Answers questions from one knowledge base index."""
 
@@ -77,7 +93,8 @@ class GuideService:
         if result.status == "empty":
             return Reply(answers.render_empty(), status="empty")
         if result.status == "none" or result.best is None:
-            return Reply(answers.render_not_found(hotline), status="none")
+            near = _near_misses(result, self.settings)
+            return Reply(answers.render_not_found(hotline, offer_near=bool(near)), buttons=near, status="none")
         if result.status == "ambiguous":
             return _candidates(result)
         return self.answer_guide(result.best.guide.id)

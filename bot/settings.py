@@ -37,8 +37,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_INDEX_DIR", "var/index", "Where `knowledge build-index` writes the search index."),
     Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small",
             "Sentence-transformers model folder (made offline by `make model`)."),
+    Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
+            "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
     Setting("GUIDE_MIN_SCORE", "0.80",
-            "Below this retrieval score nothing is answered as a match (the user gets next steps)."),
+            "Below this retrieval score nothing is answered as a match, when no calibration file is in use."),
     Setting("GUIDE_CLEAR_MARGIN", "0.03",
             "If the best candidate leads the next by less than this, candidates are offered as buttons."),
     Setting("GUIDE_MAX_CANDIDATES", "4", "How many candidates to offer as buttons when the match is unclear."),
@@ -65,6 +67,7 @@ class Settings:
     synonyms: Path
     index_dir: Path
     model_dir: Path
+    calibration: Path
     min_score: float
     clear_margin: float
     max_candidates: int
@@ -116,6 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         synonyms=_path(env, "GUIDE_SYNONYMS"),
         index_dir=_path(env, "GUIDE_INDEX_DIR"),
         model_dir=_path(env, "GUIDE_MODEL_DIR"),
+        calibration=_path(env, "GUIDE_CALIBRATION"),
         min_score=min_score,
         clear_margin=float(_number(env, "GUIDE_CLEAR_MARGIN", float)),
         max_candidates=max(2, int(_number(env, "GUIDE_MAX_CANDIDATES", int))),

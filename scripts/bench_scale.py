@@ -5,7 +5,11 @@ title is distinct and realistic in length and vocabulary). The same code path as
 `knowledge build-index` encodes them and picks the FAISS index type by size; the manifest
 records which. Prints a table and writes results/bench_scale.json.
 
-    .venv/actions/bin/python scripts/bench_scale.py --guides 100000
+``--compare-hnsw`` also builds an HNSW index over the very same vectors and reports its
+build time, FAISS-only query latency next to the flat index's, and its recall@10 against
+the exact flat result — the numbers behind the automatic switch at ``FLAT_LIMIT`` vectors.
+
+    .venv/actions/bin/python scripts/bench_scale.py --guides 100000 [--compare-hnsw]
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.embedding.encoder import SentenceTransformerEncoder  # noqa: E402
 from bot.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
-from bot.index import LoadedIndex, build_index  # noqa: E402
+from bot.index import FLAT_LIMIT, LoadedIndex, _make_faiss, build_index  # noqa: E402
 from bot.knowledge.base import KnowledgeBase  # noqa: E402
 from bot.retrieval import Retriever  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
@@ -42,11 +46,45 @@ def synthetic(kb: KnowledgeBase, count: int) -> KnowledgeBase:
     return KnowledgeBase.from_guides(out)
 
 
+def _p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return round(values[max(0, int(q * len(values)) - 1)], 2)
+
+
+def compare_hnsw(loaded: LoadedIndex, encoder: SentenceTransformerEncoder, questions: list[str]) -> dict[str, object]:
+    """HNSW against the exact flat index over the same vectors: build time, latency, recall@10."""
+    import numpy as np
+
+    flat = loaded.faiss_index
+    vectors = flat.reconstruct_n(0, flat.ntotal)
+    hnsw, kind = _make_faiss(vectors.shape[1], FLAT_LIMIT + 1)  # whatever the size switch would pick
+    started = time.perf_counter()
+    hnsw.add(vectors)
+    build = time.perf_counter() - started
+    queries = encoder.encode(questions, kind="query").astype(np.float32)
+    flat_ms, hnsw_ms, recall = [], [], []
+    for q in queries:
+        t = time.perf_counter()
+        _, exact = flat.search(q.reshape(1, -1), 10)
+        flat_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        _, approx = hnsw.search(q.reshape(1, -1), 10)
+        hnsw_ms.append((time.perf_counter() - t) * 1000)
+        recall.append(len(set(exact[0]) & set(approx[0])) / 10)
+    return {
+        "hnsw_type": kind, "hnsw_build_seconds": round(build, 1),
+        "faiss_flat_p50_ms": _p(flat_ms, 0.5), "faiss_flat_p95_ms": _p(flat_ms, 0.95),
+        "faiss_hnsw_p50_ms": _p(hnsw_ms, 0.5), "faiss_hnsw_p95_ms": _p(hnsw_ms, 0.95),
+        "hnsw_recall_at_10": round(sum(recall) / len(recall), 4),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guides", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_scale.json")
+    parser.add_argument("--compare-hnsw", action="store_true", help="also measure HNSW over the same vectors")
     args = parser.parse_args()
     settings = load_settings()
     kb = synthetic(KnowledgeBase.load(settings.knowledge_dir), args.guides)
@@ -67,6 +105,7 @@ def main() -> int:
         retriever.search(question)
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
+    hnsw = compare_hnsw(loaded, encoder, questions) if args.compare_hnsw else {}
     report = {
         "guides": manifest.guides, "vectors": manifest.vectors, "index_type": manifest.index_type,
         "build_seconds": round(build_s, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -74,6 +113,7 @@ def main() -> int:
         "peak_rss_after_build_mb": round(rss_build, 1),
         "query_p50_ms": round(statistics.median(times), 1), "query_p95_ms": round(times[int(0.95 * len(times)) - 1], 1),
         "queries": len(times),
+        **hnsw,
     }
     for key, value in report.items():
         print(f"{key:<24}{value}")

@@ -57,3 +57,27 @@ def test_empty_questions(service, question):
 def test_huge_question_is_answered_not_crashed(service):
     result = service.search("我身份证过期了怎么办" + "啊" * 10_000)
     assert result.status in ("clear", "ambiguous", "none")
+
+
+def test_search_reports_the_signals_it_decided_on(service):
+    result = service.search("我身份证过期了怎么办")
+    assert set(result.signals) == {"dense", "lexical", "margin", "log_length", "lexical_max", "cover_max", "cover"}
+    assert result.p_none is not None and result.p_none < 0.5
+
+
+def test_a_named_region_does_not_drop_items_that_apply_everywhere(service):
+    result = service.search("在广东身份证过期了怎么换")
+    assert result.mentions.regions == {"广东省"}
+    assert result.best is not None and result.best.guide.id == "sample-id-card-renew"
+
+
+def test_a_near_miss_still_offers_the_closest_items(service):
+    from bot.service import NEAR_MISS_P_NONE
+
+    reply = service.answer_question("电动自行车上牌去哪里")
+    if reply.status == "none":
+        result = service.search("电动自行车上牌去哪里")
+        assert (result.p_none is not None and result.p_none < NEAR_MISS_P_NONE) == bool(reply.buttons)
+    joke = service.answer_question("给我讲个笑话")
+    assert joke.status == "none" and joke.buttons == []
+    assert "12345" in joke.text

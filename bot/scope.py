@@ -1,0 +1,135 @@
+"""Region and department mentions: "在广州办", "去公安局办", "人社局的".
+
+A citizen who names a place or an office is telling the assistant which of several
+similar guides they mean: the Guangzhou public-security item rather than the provincial one,
+or nothing from another city at all. :class:`Scope` learns the names from the knowledge base
+itself (its guides' ``region`` and ``department`` fields), so an office that imports its own
+region's guides gets its own place and office names without editing code.
+
+The retriever uses a mention as a *preference*, never as a hard filter on its own: a guide
+from the named region or department gets a small boost, and a guide tied to a *different*
+city or district is dropped. Province-wide guides and guides with no region (the sample
+items) stay, because they apply everywhere below them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.knowledge.model import Guide
+from bot.text import normalize
+
+_LEVEL = re.compile(r"(特别行政区|自治州|自治区|地区|街道|省|市|盟|县|区|镇)$")
+_DEPT_SUFFIX = re.compile(r"(管理局|管理所|管理部门|委员会|办公室|总局|局|厅|所|处|委|中心|部门|机关|机构)$")
+_BRACKETS = re.compile(r"[(（][^)）]*[)）]")
+#: What may follow a department stem in a question for it to count as naming that office.
+_FOLLOWS = "局厅所处委部机中办"
+#: Names too generic to say anything about which guide is meant.
+_IGNORED = {"人民政府", "政府", "有限责任公司", "研究", "协会", "学会"}
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """The regions (full names, as in guides) and department stems a question names."""
+
+    regions: frozenset[str] = frozenset()
+    departments: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.regions or self.departments)
+
+
+def _region_parts(region: str) -> list[str]:
+    """'广东省广州市天河区' -> ['广东省', '广州市', '天河区'] (each level ends in its level word)."""
+    return re.findall(r".+?(?:特别行政区|自治州|自治区|地区|省|市|盟|县|区)", region) or [region]
+
+
+def _place_names(part: str) -> set[str]:
+    """A region level and its short form: 广州市 -> {广州市, 广州}."""
+    names = {part}
+    short = _LEVEL.sub("", part)
+    if len(short) >= 2:
+        names.add(short)
+    return names
+
+
+def department_stems(name: str, regions: Iterable[str] = ()) -> set[str]:
+    """The distinctive part of a department name: 广州市公安局 -> {公安}; 广东省人力资源和社会保障厅 ->
+    {人力资源和社会保障}; 公安机关交通管理部门（车辆管理所） -> {公安, 公安机关交通, 车辆}."""
+    text = normalize(name, limit=0)
+    pieces = [_BRACKETS.sub("", text), *re.findall(r"[(（]([^)）]*)[)）]", text)]
+    prefixes = sorted({p for r in regions for part in _region_parts(r) for p in _place_names(part)},
+                      key=len, reverse=True)
+    stems: set[str] = set()
+    for piece in pieces:
+        for chunk in re.split(r"[、，,；;]", piece):
+            stem = chunk.strip()
+            changed = True
+            while changed:
+                changed = False
+                for prefix in (*prefixes, "国家税务总局", "县级人民政府", "县级以上", "县级", "县区", "中共"):
+                    if stem.startswith(prefix) and len(stem) > len(prefix) + 1:
+                        stem, changed = stem[len(prefix):], True
+                stripped = _DEPT_SUFFIX.sub("", stem)
+                if stripped != stem and len(stripped) >= 2:
+                    stem, changed = stripped, True
+            if len(stem) >= 2 and stem not in _IGNORED and len(stem) <= 12:
+                stems.add(stem)
+                if stem.startswith("公安") and stem != "公安":
+                    stems.add("公安")
+    return stems
+
+
+class Scope:
+    """Place and office names known to a knowledge base, and how guides relate to them."""
+
+    def __init__(self, guides: list[Guide]) -> None:
+        # Sample items stand for "wherever this is deployed": they never belong to a region.
+        own = [None if g.sample else g.region for g in guides]
+        regions = {r for r in own if r}
+        self._places: dict[str, str] = {}  # place name -> the most specific full region it names
+        for region in sorted(regions, key=len):
+            parts = _region_parts(region)
+            for depth in range(1, len(parts) + 1):
+                full = "".join(parts[:depth])
+                for name in _place_names(parts[depth - 1]):
+                    self._places.setdefault(name, full)
+        # Longest names first so 广州市 wins over 广州 and 天河区 is not read as 天河.
+        self._place_pattern = (
+            re.compile("|".join(re.escape(n) for n in sorted(self._places, key=len, reverse=True)))
+            if self._places else None
+        )
+        self.guide_stems: list[frozenset[str]] = [
+            frozenset(department_stems(g.department, regions)) if g.department else frozenset() for g in guides
+        ]
+        stems = {s for group in self.guide_stems for s in group}
+        self._stem_pattern = (
+            re.compile("(" + "|".join(re.escape(s) for s in sorted(stems, key=len, reverse=True)) + f")[{_FOLLOWS}]")
+            if stems else None
+        )
+        self.regions = [r or "" for r in own]
+
+    def mentions(self, query: str, *, region: str | None = None, department: str | None = None) -> Mentions:
+        """What ``query`` (normalised) names, plus explicit choices (e.g. from conversation slots)."""
+        text = query + " " + " ".join(normalize(x, limit=0) for x in (region, department) if x)
+        regions = {self._places[m] for m in self._place_pattern.findall(text)} if self._place_pattern else set()
+        departments = set(self._stem_pattern.findall(text)) if self._stem_pattern else set()
+        if department:
+            departments |= department_stems(department)
+        return Mentions(frozenset(regions), frozenset(departments))
+
+    def fits_region(self, position: int, regions: frozenset[str]) -> bool | None:
+        """True: the guide is of a named region; False: of another place; None: applies anyway."""
+        own = self.regions[position]
+        if not regions or not own or own not in self._places.values():
+            return None
+        if own in regions:
+            return True
+        if any(r.startswith(own) for r in regions):
+            return None  # a province-wide guide when the citizen named a city in that province
+        return False
+
+    def fits_department(self, position: int, departments: frozenset[str]) -> bool:
+        return bool(departments & self.guide_stems[position])
