@@ -71,6 +71,8 @@ class Guide:
         statutory_days: 法定办结时限 in working days (0 = on the spot), None if unknown.
         promised_days: 承诺办结时限 in working days (0 = 即办), None if unknown.
         time_note: free text when time limits are not whole working days.
+        results: 办理结果, the documents the item issues ("结婚证", "居民户口簿（新生儿户口页）");
+            a life event orders its items by them (an item whose result another needs comes first).
         fee: 收费标准 as text ("不收费", "20元/证"); None if the source is silent.
         process: 办理流程 steps in order.
         visits: 跑动次数 (0 = 全程网办, 1 = 最多跑一次), None if unknown.
@@ -108,6 +110,7 @@ class Guide:
     statutory_days: int | None = None
     promised_days: int | None = None
     time_note: str | None = None
+    results: tuple[str, ...] = ()
     fee: str | None = None
     process: tuple[str, ...] = ()
     visits: int | None = None
@@ -144,7 +147,7 @@ def _listify(value: Any) -> Any:
 
 LIST_FIELDS = {
     "aliases", "questions", "service_objects", "topics", "conditions", "refusal_grounds",
-    "process", "legal_basis", "related", "life_events", "co_departments",
+    "process", "legal_basis", "related", "life_events", "co_departments", "results",
 }
 INT_FIELDS = {"statutory_days", "promised_days", "visits"}
 BOOL_FIELDS = {"courier", "sample"}
