@@ -34,7 +34,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test test-unit test-e2e validate lint lock clean eval calibrate bench-scale nlu-report
+.PHONY: help setup venvs model index train run test test-unit test-stories test-e2e validate lint lock clean eval calibrate bench-scale nlu-report
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -90,7 +90,11 @@ run: setup
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings
 
-test: setup validate lint test-unit test-e2e
+test: setup validate lint test-unit test-stories test-e2e
+
+# Every conversation flow in tests/rasa/ (NLU and dialogue together): zero prediction errors.
+test-stories: $(RASA_MODEL)
+	$(RASA) test core --stories tests/rasa --model $(RASA_MODEL) --fail-on-prediction-errors --out results/rasa-test
 
 test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json
 	$(APY) -m pytest -m "not e2e" -q

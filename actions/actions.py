@@ -19,6 +19,7 @@ from bot.answers import canonical_aspect
 from bot.errors import BotError
 from bot.service import GuideService, Reply, get_service
 from bot.settings import load_settings
+from bot.speech import speak
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,36 @@ def service() -> GuideService:
     return get_service()
 
 
-def send(dispatcher: CollectingDispatcher, reply: Reply) -> list[EventType]:
-    """Utter a :class:`Reply` and remember the guide it was about."""
+def send(
+    dispatcher: CollectingDispatcher, reply: Reply, failures: int = 0, *, moves_on: bool = False
+) -> list[EventType]:
+    """Utter a :class:`Reply`, remember the guide it was about, and count unresolved turns.
+
+    The text and buttons are what chat channels show. A second message carries the same
+    answer for other renderings: its kind, the items it is about, the printable sheet's
+    address and a spoken version (the kiosk reads that one aloud).
+    """
     buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
     dispatcher.utter_message(text=reply.text, buttons=buttons or None)
-    return [SlotSet("guide_id", reply.guide_id)] if reply.guide_id else []
+    svc = service()
+    dispatcher.utter_message(json_message={
+        "answer": {
+            "kind": reply.kind,
+            "guide_ids": [g.id for g in reply.guides],
+            "aspect": reply.aspect,
+            "event": reply.event,
+            "sheet_url": svc.sheet_url(reply.guide_id) if reply.guide_id and reply.kind == "notification" else None,
+            "speech": speak(reply, svc.settings.hotline),
+        }
+    })
+    events: list[EventType] = [SlotSet("failures", 0.0 if reply.resolved else float(failures + 1))]
+    if reply.kind == "empty":
+        events = []
+    if reply.guide_id or (moves_on and reply.kind != "empty"):
+        # A new question moves the conversation on: if it found no single item, no item is
+        # "under discussion" any more, so "那要多少钱？" will ask which one instead of guessing.
+        events.append(SlotSet("guide_id", reply.guide_id))
+    return events
 
 
 def unavailable(dispatcher: CollectingDispatcher, error: BotError) -> list[EventType]:
@@ -41,13 +67,25 @@ def unavailable(dispatcher: CollectingDispatcher, error: BotError) -> list[Event
     return []
 
 
-def answer(dispatcher: CollectingDispatcher, produce: Callable[[GuideService], Reply]) -> list[EventType]:
+def answer(
+    dispatcher: CollectingDispatcher, produce: Callable[[GuideService], Reply], failures: int = 0,
+    *, moves_on: bool = False,
+) -> list[EventType]:
     """Ask the service for a reply and send it, or say politely that the service is down."""
     try:
         reply = produce(service())
     except BotError as error:
         return unavailable(dispatcher, error)
-    return send(dispatcher, reply)
+    return send(dispatcher, reply, failures, moves_on=moves_on)
+
+
+def _failures(tracker: Tracker) -> int:
+    """Unresolved questions in a row so far (slot ``failures``)."""
+    value = tracker.get_slot("failures")
+    try:
+        return max(0, int(float(value or 0)))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _entity(tracker: Tracker, name: str) -> str | None:
@@ -81,7 +119,11 @@ class ActionAnswerGuide(Action):
         if chosen:
             return answer(dispatcher, lambda s: s.answer_guide(chosen))
         text = tracker.latest_message.get("text") or ""
-        return answer(dispatcher, lambda s: s.answer_question(text))
+        region, department = tracker.get_slot("region"), tracker.get_slot("department")
+        failures = _failures(tracker)
+        events = answer(dispatcher, lambda s: s.answer_question(
+            text, region=region, department=department, failures=failures), failures, moves_on=True)
+        return [*events, SlotSet("last_question", text)]
 
 
 class ActionAnswerAspect(Action):
@@ -97,4 +139,40 @@ class ActionAnswerAspect(Action):
         aspect = _aspect(tracker)
         current = tracker.get_slot("guide_id")
         names_item = _entity(tracker, "item") is not None
-        return answer(dispatcher, lambda s: s.answer_aspect(text, aspect, current, names_item=names_item))
+        region, failures = tracker.get_slot("region"), _failures(tracker)
+        return answer(dispatcher, lambda s: s.answer_aspect(
+            text, aspect, current, names_item=names_item, region=region, failures=failures), failures)
+
+
+class ActionAnswerLifeEvent(Action):
+    """Answer a life event (出生、结婚、购房…) with one combined notification across its items."""
+
+    def name(self) -> str:
+        return "action_answer_life_event"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        text = tracker.latest_message.get("text") or ""
+        event = _entity(tracker, "life_event")
+        return answer(dispatcher, lambda s: s.answer_life_event(event, text), _failures(tracker))
+
+
+class ActionApplyScope(Action):
+    """The citizen named a region or department ("我在广州"): ask the last question again with it."""
+
+    def name(self) -> str:
+        return "action_apply_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        region, department = tracker.get_slot("region"), tracker.get_slot("department")
+        previous = tracker.get_slot("last_question")
+        if not previous:
+            named = "、".join(x for x in (region, department) if x) or "您说的地区或部门"
+            dispatcher.utter_message(response="utter_scope_noted", named=named)
+            return []
+        failures = _failures(tracker)
+        return answer(dispatcher, lambda s: s.answer_question(
+            previous, region=region, department=department, failures=failures), failures)

@@ -3,7 +3,8 @@
 rasa-sdk's own ``python -m rasa_sdk`` would load the embedding model on the first
 citizen's question (10-30 s). This entry point loads it first, answers one warm-up query,
 and only then opens the port — so a port that answers is a server that is ready.
-It also binds to ``ACTION_HOST`` (loopback by default) instead of rasa-sdk's 0.0.0.0.
+It also binds to ``ACTION_HOST`` (loopback by default) instead of rasa-sdk's 0.0.0.0, and
+serves each item's printable one-time-notification sheet at ``/sheets/<guide id>``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,27 @@ import argparse
 import logging
 import sys
 import time
+from html import escape
+from typing import Any
 
 from bot.errors import BotError
 from bot.service import GuideService, install_service
 from bot.settings import load_settings
+
+
+def add_sheet_route(app: Any, service: GuideService) -> None:
+    """GET /sheets/<guide id>: the printable sheet (404 page for an unknown id)."""
+    from sanic import response
+
+    async def sheet(request: Any, guide_id: str) -> Any:
+        page = service.sheet_html(guide_id)
+        if page is None:
+            return response.html(
+                "<!doctype html><meta charset=utf-8><title>未找到</title><p>没有这个事项的告知单。"
+                f"请拨打 {escape(service.settings.hotline)} 咨询。</p>", status=404)
+        return response.html(page, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    app.add_route(sheet, "/sheets/<guide_id>", methods=["GET"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from rasa_sdk.endpoint import create_app
 
     app = create_app("actions")
+    add_sheet_route(app, service)
     host = args.host or settings.action_host
     port = args.port or settings.action_port
     log.info("action server listening on http://%s:%d/webhook", host, port)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bot.knowledge.model import Guide, Material
+from bot.lifeevents import EventPlan
 
 #: Canonical aspect names (the values of the Rasa ``aspect`` slot) and their Chinese labels.
 ASPECTS: dict[str, str] = {
@@ -207,6 +208,8 @@ def render_notification(guide: Guide, hotline: str, related: Sequence[Guide] = (
         body = aspect_text(guide, aspect, hotline)
         sep = "\n" if body.startswith("  ") else ""
         lines.append(f"■ {ASPECTS[aspect]}：{sep}{body}")
+    if guide.results:
+        lines.append(f"■ 办理结果：{'、'.join(guide.results)}")
     lines.append(f"■ 咨询电话：{_phone(guide, hotline).removeprefix('咨询电话：')}")
     if guide.legal_basis:
         lines.append(f"■ 办理依据：{'；'.join(guide.legal_basis)}")
@@ -255,3 +258,47 @@ _EXAMPLE_SUFFIX = {
     "process": "流程是什么", "online": "能在网上办吗", "conditions": "需要什么条件",
     "appointment": "怎么预约", "visits": "要跑几次", "phone": "咨询电话是多少",
 }
+
+
+ESCALATE_BUTTON = "转人工 / 办不成事反映"
+
+
+def render_escalation_offer(hotline: str) -> str:
+    """The next step after repeated failures: never end at "I can't"."""
+    return (
+        "看来我没能帮您解决。您可以点“转人工 / 办不成事反映”，由“办不成事反映窗口”的工作人员跟进；"
+        f"也可以拨打政务服务热线 {hotline}，或到政务服务大厅的“办不成事反映窗口”当面反映。"
+    )
+
+
+def render_off_topic(guide: Guide, aspect: str | None, hotline: str) -> str:
+    """An aspect-shaped question ("这件衣服多少钱") that is not about the item under discussion."""
+    label = ASPECTS.get(aspect or "", "办理信息")
+    return (
+        f"抱歉，这个问题不在政务服务的范围内，我回答不了。如果您想了解【{guide.title}】的{label}，"
+        f"可以直接问“{guide.title}{_EXAMPLE_SUFFIX.get(aspect or '', '怎么办')}”；其他问题可拨打 {hotline} 咨询。"
+    )
+
+
+def render_life_event(plan: EventPlan, hotline: str) -> str:
+    """One combined notification for a life event: the items in order, materials listed once."""
+    lines = [f"【{plan.event}】一次告知：共{len(plan.guides)}个事项，建议按以下顺序办理"]
+    for number, guide in enumerate(plan.guides, 1):
+        facts = _joined(("地点：", guide.place or guide.department), ("时限：", _days(guide.promised_days)),
+                        ("收费：", guide.fee), ("网办：", guide.online))
+        lines.append(f"  {number}. {guide.title}" + (f"——{facts}" if facts else ""))
+    if plan.materials:
+        lines.append("■ 需要准备的材料（相同材料只需准备一份）：")
+        for number, (name, titles) in enumerate(plan.materials, 1):
+            if len(plan.guides) == 1:
+                lines.append(f"  {number}. {name}")
+                continue
+            used = "、".join(titles) if len(titles) < len(plan.guides) else "各事项都要"
+            lines.append(f"  {number}. {name}（用于：{used}）")
+    if plan.produced:
+        made = "；".join(f"{name}由“{title}”办好后取得" for name, title in plan.produced)
+        lines.append(f"■ 前一步办好的证件直接用于后面的事项：{made}。")
+    lines.append(f"点击下方事项可查看各自的完整一次性告知；有疑问请拨打 {hotline}。")
+    if any(g.sample for g in plan.guides):
+        lines.append(SAMPLE_NOTE)
+    return "\n".join(lines)

@@ -1,7 +1,10 @@
 """The guide service: what the custom actions call.
 
-It turns a question into a channel-neutral :class:`Reply` (text, buttons, the guide now
-under discussion). Actions stay glue: read slots, call one method here, send the reply.
+It turns a question into a channel-neutral :class:`Reply`: what kind of answer it is, the
+guides it is about, the aspect asked, buttons, and the rich text for chat channels. Other
+channels render the same reply their own way (:mod:`bot.speech` for the kiosk's voice,
+:mod:`bot.sheet` for the printable one-time-notification sheet). Actions stay glue: read
+slots, call one method here, send the reply.
 
 :func:`get_service` is the one process-wide accessor. The model and index are loaded on
 its first call — the action server makes that call at start-up (``bot.action_server``),
@@ -11,15 +14,36 @@ so no citizen waits for it, and merely importing ``actions`` stays cheap.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot import answers
 from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
 from bot.index import LoadedIndex, read_manifest
 from bot.knowledge.model import Guide
+from bot.lifeevents import LifeEvents
 from bot.retrieval import Retriever, SearchResult
 from bot.settings import Settings, load_settings
+from bot.text import normalize
+
+Kind = Literal[
+    "notification", "aspect", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic"
+]
+_STATUS = {
+    "notification": "clear", "aspect": "clear", "life_event": "clear", "candidates": "ambiguous",
+    "not_found": "none", "which_item": "none", "off_topic": "none", "empty": "empty",
+}
+
+#: After this many unresolved questions in a row, the reply offers the escalation.
+ESCALATE_AFTER = 2
+#: Payload of the escalation button (intent ``request_human``).
+ESCALATE_PAYLOAD = "/request_human"
+#: When "nothing fits" is less certain than this, the closest guides are still offered as
+#: buttons under the apology: a citizen whose question was turned away loses one tap, not the item.
+NEAR_MISS_P_NONE = 0.9
+NEAR_MISS_BUTTONS = 3
 
 
 @dataclass(frozen=True)
@@ -30,12 +54,31 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """One answer, before any channel renders it."""
+    """One answer, before any channel renders it.
 
+    ``guides`` is what the reply is about: the one item of a notification or aspect answer,
+    a life event's items in the order to do them, or the candidates offered. ``guide_id`` is
+    the item now under discussion (kept in the conversation), or None.
+    """
+
+    kind: Kind
     text: str
     buttons: list[Button] = field(default_factory=list)
+    guides: tuple[Guide, ...] = ()
     guide_id: str | None = None
-    status: str = "clear"
+    aspect: str | None = None
+    event: str | None = None
+    shared_materials: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def status(self) -> str:
+        """clear / ambiguous / none / empty, as the retrieval calls them."""
+        return _STATUS[self.kind]
+
+    @property
+    def resolved(self) -> bool:
+        """Did this reply answer the citizen (rather than ask back or apologise)?"""
+        return self.status == "clear"
 
 
 def choose_payload(guide_id: str) -> str:
@@ -43,26 +86,37 @@ def choose_payload(guide_id: str) -> str:
     return "/choose_guide" + json.dumps({"guide_id": guide_id})
 
 
+def _guide_buttons(guides: list[Guide] | tuple[Guide, ...]) -> list[Button]:
+    return [Button(g.title, choose_payload(g.id)) for g in guides]
+
+
 def _candidates(result: SearchResult) -> Reply:
     """The close candidates of an unclear match, one button each."""
-    buttons = [Button(m.guide.title, choose_payload(m.guide.id)) for m in result.matches]
-    return Reply(answers.render_candidates_prompt(), buttons=buttons, status="ambiguous")
+    guides = tuple(m.guide for m in result.matches)
+    return Reply("candidates", answers.render_candidates_prompt(), buttons=_guide_buttons(guides), guides=guides)
 
 
-#: When "nothing fits" is less certain than this, the closest guides are still offered as
-#: buttons under the apology: a citizen whose question was turned away loses one tap, not the item.
-NEAR_MISS_P_NONE = 0.9
-NEAR_MISS_BUTTONS = 3
-
-
-def _near_misses(result: SearchResult, settings: Settings) -> list[Button]:
+def _near_misses(result: SearchResult, settings: Settings) -> list[Guide]:
     if result.p_none is not None:
         close = result.p_none < NEAR_MISS_P_NONE
     else:
         close = result.best is not None and result.best.score >= settings.min_score - 0.03
-    if not close:
-        return []
-    return [Button(m.guide.title, choose_payload(m.guide.id)) for m in result.matches[:NEAR_MISS_BUTTONS]]
+    return [m.guide for m in result.matches[:NEAR_MISS_BUTTONS]] if close else []
+
+
+#: Words that only say *what* is asked ("要多少钱", "在哪办") or fill a sentence; what is left
+#: of an aspect question after removing them names the thing asked about, if anything.
+_ASPECT_WORDING = re.compile(
+    r"(请问|问一下|想问|我想|那个|这个|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需要|需|"
+    r"带|准备|提供|什么|哪些|啥|几|多少|钱|收费|费用|价格|贵|免费|多久|时间|几天|时限|多长|哪里|哪儿|哪|地址|"
+    r"窗口|地点|几点|上班|办理|办|去|在|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|跑|趟|次|电话|"
+    r"热线|条件|资格|能|可以|不|是|有|没有|一下|我|你|您|们|\s|[^\w])+"
+)
+
+
+def _leftover(text: str) -> str:
+    """What an aspect question names besides the aspect: '这件衣服多少钱' -> '件衣服'."""
+    return _ASPECT_WORDING.sub("", normalize(text))
 
 
 class GuideService:
@@ -71,6 +125,7 @@ class GuideService:
     def __init__(self, retriever: Retriever, settings: Settings) -> None:
         self.retriever = retriever
         self.settings = settings
+        self.life_events = LifeEvents(retriever.guides)
 
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
@@ -83,33 +138,75 @@ class GuideService:
     def guide(self, guide_id: str | None) -> Guide | None:
         return self.retriever.by_id.get(guide_id) if guide_id else None
 
-    def search(self, text: str) -> SearchResult:
-        return self.retriever.search(text)
+    def sheet_url(self, guide_id: str) -> str:
+        """Where a citizen opens (and prints or forwards) an item's one-time-notification sheet."""
+        from urllib.parse import quote
 
-    def answer_question(self, text: str) -> Reply:
-        """Answer "what do I need to get X done": the notification, buttons, or next steps."""
-        result = self.search(text)
-        hotline = self.settings.hotline
+        return self.settings.sheet_url.replace("{id}", quote(guide_id, safe=""))
+
+    def sheet_html(self, guide_id: str) -> str | None:
+        """The printable sheet of an item, or None for an unknown id."""
+        from bot.sheet import render_sheet
+
+        guide = self.guide(guide_id)
+        if guide is None:
+            return None
+        related = [g for g in (self.guide(r) for r in guide.related) if g is not None]
+        return render_sheet(guide, self.settings.hotline, related)
+
+    def search(self, text: str, *, region: str | None = None, department: str | None = None) -> SearchResult:
+        return self.retriever.search(text, region=region, department=department)
+
+    # --- answers ------------------------------------------------------------------------
+
+    def answer_question(
+        self, text: str, *, region: str | None = None, department: str | None = None, failures: int = 0
+    ) -> Reply:
+        """Answer "what do I need to get X done": the notification, candidate buttons, or next steps.
+
+        ``failures`` is how many questions in a row went unresolved before this one; when
+        this one fails too and the count reaches :data:`ESCALATE_AFTER`, the reply offers
+        the escalation (a person, the window, the hotline) instead of asking yet again.
+        """
+        result = self.search(text, region=region, department=department)
         if result.status == "empty":
-            return Reply(answers.render_empty(), status="empty")
+            return Reply("empty", answers.render_empty())
         if result.status == "none" or result.best is None:
-            near = _near_misses(result, self.settings)
-            return Reply(answers.render_not_found(hotline, offer_near=bool(near)), buttons=near, status="none")
+            return self._not_found(result, failures)
         if result.status == "ambiguous":
+            if failures + 1 >= ESCALATE_AFTER:
+                reply = _candidates(result)
+                return Reply("candidates", reply.text + "\n" + answers.render_escalation_offer(self.settings.hotline),
+                             buttons=[*reply.buttons, self._escalate_button()], guides=reply.guides)
             return _candidates(result)
         return self.answer_guide(result.best.guide.id)
+
+    def _escalate_button(self) -> Button:
+        return Button(answers.ESCALATE_BUTTON, ESCALATE_PAYLOAD)
+
+    def _not_found(self, result: SearchResult | None, failures: int) -> Reply:
+        hotline = self.settings.hotline
+        near = _near_misses(result, self.settings) if result is not None else []
+        text = answers.render_not_found(hotline, offer_near=bool(near))
+        buttons = _guide_buttons(near)
+        if failures + 1 >= ESCALATE_AFTER:
+            text += "\n" + answers.render_escalation_offer(hotline)
+            buttons.append(self._escalate_button())
+        return Reply("not_found", text, buttons=buttons, guides=tuple(near))
 
     def answer_guide(self, guide_id: str) -> Reply:
         """The full one-time notification for a known guide, with its related items as buttons."""
         guide = self.guide(guide_id)
         if guide is None:
-            return Reply(answers.render_not_found(self.settings.hotline), status="none")
+            return self._not_found(None, 0)
         related = [g for g in (self.guide(r) for r in guide.related) if g is not None]
         text = answers.render_notification(guide, self.settings.hotline, related)
-        buttons = [Button(g.title, choose_payload(g.id)) for g in related]
-        return Reply(text, buttons=buttons, guide_id=guide.id)
+        return Reply("notification", text, buttons=_guide_buttons(related), guides=(guide,), guide_id=guide.id)
 
-    def answer_aspect(self, text: str, aspect: str | None, current_id: str | None, *, names_item: bool) -> Reply:
+    def answer_aspect(
+        self, text: str, aspect: str | None, current_id: str | None, *, names_item: bool,
+        region: str | None = None, failures: int = 0,
+    ) -> Reply:
         """Answer one aspect ("要多少钱?") of the item named in ``text``, else of the current item.
 
         Args:
@@ -120,18 +217,51 @@ class GuideService:
                 message may switch the conversation to another item.
         """
         guide = self.guide(current_id)
-        if names_item or guide is None:
-            result = self.search(text)
+        leftover = _leftover(text)
+        if names_item or guide is None or len(leftover) >= 2:
+            result = self.search(text, region=region)
             if result.status == "clear" and result.best is not None:
-                guide = result.best.guide
-            elif result.status == "ambiguous":
+                if guide is None or names_item or result.best.guide.id != guide.id:
+                    guide = result.best.guide
+            elif result.status == "ambiguous" and (names_item or guide is None):
                 return _candidates(result)
+            elif guide is not None and not names_item and not self._about(leftover, guide):
+                # "这件衣服多少钱" right after an identity-card answer: not a question about that item.
+                return Reply("off_topic", answers.render_off_topic(guide, aspect, self.settings.hotline),
+                             buttons=[Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))],
+                             guide_id=guide.id, aspect=aspect)
         if guide is None:
-            return Reply(answers.render_which_item(aspect or ""), status="none")
+            if failures + 1 >= ESCALATE_AFTER:
+                return self._not_found(None, failures)
+            return Reply("which_item", answers.render_which_item(aspect or ""), aspect=aspect)
         if aspect not in answers.ASPECTS:
             return self.answer_guide(guide.id)
         full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
-        return Reply(answers.render_aspect(guide, aspect, self.settings.hotline), buttons=[full], guide_id=guide.id)
+        return Reply("aspect", answers.render_aspect(guide, aspect, self.settings.hotline), buttons=[full],
+                     guides=(guide,), guide_id=guide.id, aspect=aspect)
+
+    def _about(self, leftover: str, guide: Guide) -> bool:
+        """Does the leftover of an aspect question plausibly refer to ``guide``?"""
+        names = normalize(" ".join((guide.title, *guide.aliases)), limit=0)
+        return any(ch in names for ch in leftover if ch.isalnum())
+
+    def answer_life_event(self, name: str | None, text: str) -> Reply:
+        """One combined notification for a life event (一件事一次办), in the order to do its items.
+
+        ``name`` is the event the NLU recognised (may be None or loosely worded); the event
+        is otherwise found from ``text``. If no event fits, the question is answered as a
+        single item.
+        """
+        event = self.life_events.find(name, text)
+        if event is None:
+            top = self.search(text)
+            event = self.life_events.of_guide(top.best.guide) if top.best and top.status != "none" else None
+        if event is None:
+            return self.answer_question(text)
+        plan = self.life_events.plan(event)
+        text_out = answers.render_life_event(plan, self.settings.hotline)
+        return Reply("life_event", text_out, buttons=_guide_buttons(plan.guides), guides=plan.guides, event=event,
+                     shared_materials=plan.materials)
 
 
 _lock = threading.Lock()

@@ -48,6 +48,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_MAX_TOKENS", "64",
             "Texts are cut to this many tokens before encoding (names and questions are far shorter)."),
     Setting("GUIDE_HOTLINE", "12345", "Phone number offered whenever the assistant cannot help further."),
+    Setting("GUIDE_SHEET_URL", "http://127.0.0.1:5055/sheets/{id}",
+            "Address of an item's printable one-time-notification sheet; set your public address here."),
     Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
     Setting("ACTION_PORT", "5055", "Port of the action server."),
     Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),
@@ -74,6 +76,7 @@ class Settings:
     encode_batch: int
     max_tokens: int
     hotline: str
+    sheet_url: str
     action_host: str
     action_port: int
 
@@ -104,6 +107,12 @@ def _number(env: Mapping[str, str], name: str, kind: type[float] | type[int]) ->
         raise ConfigError(f"{name}={text!r} is not a {kind.__name__}; unset it to use the default") from None
 
 
+def _sheet_url(value: str) -> str:
+    if "{id}" not in value:
+        raise ConfigError(f"GUIDE_SHEET_URL={value!r} must contain {{id}}, where the item's id goes")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment).
 
@@ -126,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         encode_batch=max(1, int(_number(env, "GUIDE_ENCODE_BATCH", int))),
         max_tokens=min(512, max(16, int(_number(env, "GUIDE_MAX_TOKENS", int)))),
         hotline=_raw(env, "GUIDE_HOTLINE"),
+        sheet_url=_sheet_url(_raw(env, "GUIDE_SHEET_URL")),
         action_host=_raw(env, "ACTION_HOST"),
         action_port=int(_number(env, "ACTION_PORT", int)),
     )

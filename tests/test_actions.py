@@ -7,7 +7,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.actions import ActionAnswerAspect, ActionAnswerGuide
+from actions.actions import ActionAnswerAspect, ActionAnswerGuide, ActionAnswerLifeEvent, ActionApplyScope
 from bot.errors import IndexMissing
 from bot.service import install_service
 
@@ -59,7 +59,7 @@ def test_service_failure_is_a_polite_message_not_a_traceback(monkeypatch):
     monkeypatch.setattr("actions.actions.service", broken)
     messages, events = run(ActionAnswerGuide(), tracker("身份证", "ask_item"))
     assert messages[0]["response"] == "utter_service_unavailable"
-    assert events == []
+    assert not [e for e in events if e.get("name") == "guide_id"]
 
 
 def test_raw_and_stray_aspect_spans_are_understood():
@@ -67,3 +67,41 @@ def test_raw_and_stray_aspect_spans_are_understood():
     messages, _ = run(ActionAnswerAspect(), tracker("要带什么材料", "ask_aspect", entities,
                                                     {"guide_id": "sample-id-card-renew"}))
     assert "申请材料" in messages[0]["text"]
+
+
+def test_every_answer_also_carries_speech_and_the_sheet_address():
+    messages, _ = run(ActionAnswerGuide(), tracker("我身份证过期了怎么办", "ask_item"))
+    answer = messages[1]["custom"]["answer"]
+    assert answer["kind"] == "notification" and answer["guide_ids"] == ["sample-id-card-renew"]
+    assert answer["sheet_url"].endswith("/sheets/sample-id-card-renew")
+    assert "居民身份证换领" in answer["speech"] and "【" not in answer["speech"]
+
+
+def test_unresolved_questions_are_counted_and_the_second_offers_escalation():
+    _, events = run(ActionAnswerGuide(), tracker("给我讲个笑话", "ask_item"))
+    assert SlotSet("failures", 1.0) in events
+    messages, events = run(ActionAnswerGuide(), tracker("股票明天会涨吗", "ask_item", slots={"failures": 1.0}))
+    assert SlotSet("failures", 2.0) in events
+    assert any(b["payload"] == "/request_human" for b in messages[0]["buttons"])
+    _, events = run(ActionAnswerGuide(), tracker("我身份证过期了怎么办", "ask_item", slots={"failures": 2.0}))
+    assert SlotSet("failures", 0.0) in events
+
+
+def test_life_event_action_answers_the_whole_event():
+    entities = [{"entity": "life_event", "value": "出生一件事"}]
+    messages, _ = run(ActionAnswerLifeEvent(), tracker("生了孩子要办哪些手续", "ask_life_event", entities))
+    assert "【出生一件事】" in messages[0]["text"]
+    assert len(messages[0]["buttons"]) >= 3
+
+
+def test_a_named_region_reasks_the_last_question():
+    slots = {"region": "广东", "last_question": "我身份证过期了怎么办"}
+    messages, _ = run(ActionApplyScope(), tracker("我在广东", "inform", slots=slots))
+    assert "居民身份证换领" in messages[0]["text"]
+    messages, _ = run(ActionApplyScope(), tracker("我在广东", "inform", slots={"region": "广东"}))
+    assert messages[0]["response"] == "utter_scope_noted"
+
+
+def test_a_new_question_without_a_single_answer_clears_the_item_under_discussion():
+    _, events = run(ActionAnswerGuide(), tracker("给我讲个笑话", "ask_item", slots={"guide_id": "sample-id-card-renew"}))
+    assert SlotSet("guide_id", None) in events

@@ -37,3 +37,28 @@ def test_aspect_without_any_item_asks_which(service):
 def test_choosing_an_unknown_guide_id_is_handled(service):
     reply = service.answer_guide("no-such-id")
     assert reply.status == "none" and "12345" in reply.text
+
+
+def test_off_topic_price_question_after_an_item_is_not_answered_with_its_fee(service):
+    reply = service.answer_aspect("这件衣服多少钱", "fee", "sample-id-card-renew", names_item=False)
+    assert reply.kind == "off_topic"
+    assert "20元" not in reply.text and "12345" in reply.text
+    assert reply.guide_id == "sample-id-card-renew"  # the item under discussion is kept
+
+
+def test_aspect_naming_another_item_the_nlu_missed_switches(service):
+    reply = service.answer_aspect("结婚登记要多少钱", "fee", "sample-id-card-renew", names_item=False)
+    assert reply.guide_id == "sample-marriage"
+
+
+def test_second_unresolved_question_offers_escalation(service):
+    first = service.answer_question("给我讲个笑话", failures=0)
+    second = service.answer_question("给我讲个笑话", failures=1)
+    assert "/request_human" not in [b.payload for b in first.buttons]
+    assert "/request_human" in [b.payload for b in second.buttons]
+    assert "办不成事反映窗口" in second.text and "12345" in second.text
+
+
+def test_reply_kinds_map_to_statuses(service):
+    assert service.answer_question("我身份证过期了怎么办").resolved
+    assert service.answer_question("").status == "empty"

@@ -74,6 +74,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     action_port, rasa_port = free_port(), free_port()
     env = dict(os.environ, ACTION_HOST="127.0.0.1", ACTION_PORT=str(action_port),
                ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
+               GUIDE_SHEET_URL=f"http://127.0.0.1:{action_port}/sheets/{{id}}",
                RASA_TRACKER_DB=str(logs / "tracker.db"), RASA_TELEMETRY_ENABLED="false",
                TF_CPP_MIN_LOG_LEVEL="2", SQLALCHEMY_SILENCE_UBER_WARNING="1", HF_HUB_OFFLINE="1")
     action_log, rasa_log = logs / "actions.log", logs / "rasa.log"

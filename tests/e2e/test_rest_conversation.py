@@ -68,3 +68,58 @@ def test_malformed_json_is_a_client_error(servers):
     response = httpx.post(f"{servers.rasa_url}/webhooks/rest/webhook", content=b"{not json",
                           headers={"content-type": "application/json"}, timeout=30)
     assert 400 <= response.status_code < 500
+
+
+def answers(messages: list[dict]) -> list[dict]:
+    return [m["custom"]["answer"] for m in messages if "answer" in m.get("custom", {})]
+
+
+def test_life_event_gets_one_combined_notification(servers):
+    messages = servers.say(sender(), "生了孩子要办哪些手续")
+    answer = texts(messages)
+    assert "【出生一件事】" in answer and "相同材料只需准备一份" in answer
+    assert answer.index("出生医学证明签发") < answer.index("出生登记")
+    assert len([b for m in messages for b in m.get("buttons", [])]) >= 3
+
+
+def test_off_topic_price_question_after_an_item(servers):
+    user = sender()
+    servers.say(user, "我身份证过期了怎么办")
+    answer = texts(servers.say(user, "这件衣服多少钱"))
+    assert "20元" not in answer and "12345" in answer
+
+
+def test_new_item_replaces_the_one_under_discussion(servers):
+    user = sender()
+    servers.say(user, "我身份证过期了怎么办")
+    servers.say(user, "护照怎么办理")
+    answer = texts(servers.say(user, "要多少钱"))
+    assert "身份证" not in answer.split("\n")[0] and "护照" in answer
+
+
+def test_an_unclear_new_question_leaves_no_stale_item(servers):
+    user = sender()
+    servers.say(user, "我身份证过期了怎么办")
+    servers.say(user, "飞船驾驶证怎么办理")
+    answer = texts(servers.say(user, "要多少钱"))
+    assert "20元" not in answer
+
+
+def test_second_failure_offers_escalation_and_it_names_the_window(servers):
+    user = sender()
+    servers.say(user, "飞船驾驶证怎么办理")
+    messages = servers.say(user, "火星签证怎么办理")
+    payloads = [b["payload"] for m in messages for b in m.get("buttons", [])]
+    assert "/request_human" in payloads, messages
+    answer = texts(servers.say(user, "/request_human"))
+    assert "办不成事反映窗口" in answer and "12345" in answer
+
+
+def test_answer_carries_speech_and_a_printable_sheet(servers):
+    messages = servers.say(sender(), "我身份证过期了怎么办")
+    (answer,) = answers(messages)
+    assert answer["kind"] == "notification" and "【" not in answer["speech"]
+    page = httpx.get(answer["sheet_url"], timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "居民身份证换领" in page.text and "一次性告知单" in page.text
+    assert httpx.get(answer["sheet_url"].rsplit("/", 1)[0] + "/no-such-id", timeout=10).status_code == 404
