@@ -103,5 +103,6 @@ def test_a_named_region_reasks_the_last_question():
 
 
 def test_a_new_question_without_a_single_answer_clears_the_item_under_discussion():
-    _, events = run(ActionAnswerGuide(), tracker("给我讲个笑话", "ask_item", slots={"guide_id": "sample-id-card-renew"}))
+    slots = {"guide_id": "sample-id-card-renew"}
+    _, events = run(ActionAnswerGuide(), tracker("给我讲个笑话", "ask_item", slots=slots))
     assert SlotSet("guide_id", None) in events
