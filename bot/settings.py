@@ -50,6 +50,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_HOTLINE", "12345", "Phone number offered whenever the assistant cannot help further."),
     Setting("GUIDE_SHEET_URL", "http://127.0.0.1:5055/sheets/{id}",
             "Address of an item's printable one-time-notification sheet; set your public address here."),
+    Setting("TICKETS_DB_URL", "sqlite:///var/tickets.db",
+            "Ticket store (SQLAlchemy URL): SQLite by default, e.g. postgresql+psycopg://user:pw@host/db."),
+    Setting("HALL_TIMEZONE", "Asia/Shanghai", "The hall's time zone: ticket times, due times and reports use it."),
+    Setting("STAFF_TOKENS", "",
+            "Window staff who may use the staff API and page, as name:token pairs separated by commas."),
+    Setting("STAFF_HOST", "127.0.0.1", "Interface the staff server (API and page) listens on."),
+    Setting("STAFF_PORT", "5056", "Port of the staff server."),
     Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
     Setting("ACTION_PORT", "5055", "Port of the action server."),
     Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),
@@ -79,6 +86,11 @@ class Settings:
     sheet_url: str
     action_host: str
     action_port: int
+    tickets_db_url: str = "sqlite:///var/tickets.db"
+    hall_timezone: str = "Asia/Shanghai"
+    staff_tokens: tuple[tuple[str, str], ...] = ()
+    staff_host: str = "127.0.0.1"
+    staff_port: int = 5056
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some values changed (handy in tests and the CLI)."""
@@ -138,4 +150,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sheet_url=_sheet_url(_raw(env, "GUIDE_SHEET_URL")),
         action_host=_raw(env, "ACTION_HOST"),
         action_port=int(_number(env, "ACTION_PORT", int)),
+        tickets_db_url=_db_url(_raw(env, "TICKETS_DB_URL")),
+        hall_timezone=_timezone(_raw(env, "HALL_TIMEZONE")),
+        staff_tokens=_tokens(_raw(env, "STAFF_TOKENS")),
+        staff_host=_raw(env, "STAFF_HOST"),
+        staff_port=int(_number(env, "STAFF_PORT", int)),
     )
+
+
+def _db_url(value: str) -> str:
+    """A relative SQLite path is taken from the project folder, like the other paths."""
+    prefix = "sqlite:///"
+    if value.startswith(prefix) and not value.startswith(prefix + "/") and value != "sqlite:///:memory:":
+        path = ROOT / value[len(prefix):]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    if "://" not in value:
+        raise ConfigError(f"TICKETS_DB_URL={value!r} is not a database URL (sqlite:///… or postgresql+psycopg://…)")
+    return value
+
+
+def _timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"HALL_TIMEZONE={value!r} is not a time zone name such as Asia/Shanghai") from None
+    return value
+
+
+def _tokens(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, token = part.partition(":")
+        if not sep or not name.strip() or len(token.strip()) < 16:
+            raise ConfigError("STAFF_TOKENS must be name:token pairs, each token at least 16 characters")
+        pairs.append((name.strip(), token.strip()))
+    return tuple(pairs)

@@ -73,3 +73,60 @@ def service(settings: Settings, encoder, built_index: Path):
 def write_jsonl(path: Path, records: list[object]) -> Path:
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
     return path
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory):
+    """A throw-away PostgreSQL server (Debian's package) on a free loopback port."""
+    import os
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql (`make test` does)")
+    import tempfile
+
+    # Not under pytest's own tmp folder: its parents are private to root, and the server runs
+    # as the postgres user when the tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="guide-pg-"))
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_user = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+    log = root / "pg.log"
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                    "-o", f"-p {port} -h 127.0.0.1 -k {root}", "start"], check=True, capture_output=True)
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.monotonic() + 30
+        import sqlalchemy as sa
+
+        while True:
+            try:
+                with sa.create_engine(url).connect():
+                    break
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield url
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,355 @@
+"""The ticket store: SQLite by default, PostgreSQL when ``TICKETS_DB_URL`` says so.
+
+Everything the window needs persists here, each change in one transaction (a dead database
+leaves nothing half-written):
+
+* ``tickets`` and their ``ticket_history`` (the 台账: every creation, assignment, note,
+  opening of the phone number and resolution, with who and when);
+* ``drafts``: the phone number a citizen is typing into the ticket form, kept here and not
+  in Rasa's tracker (the tracker only ever sees it masked);
+* ``interactions`` and ``ratings``: what was asked and how it went, for the reports.
+
+Ticket numbers read ``BC<date>-<sequence>``. Creating a ticket is idempotent: the caller passes a key naming the conversation turn that
+confirmed it, and a retry of that turn returns the ticket made the first time.
+
+The schema is versioned (``schema_migrations``); :meth:`TicketStore.migrate` applies the
+steps a database has not seen yet, so an office upgrading keeps its tickets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.errors import BotError
+from bot.privacy import mask_text
+from bot.tickets.model import (
+    CATEGORIES,
+    STATUSES,
+    TRIAGE,
+    HistoryEntry,
+    NewTicket,
+    Ticket,
+    due_at,
+    triage_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TicketError(BotError):
+    """A ticket operation that cannot be done as asked (unknown ticket, bad value)."""
+
+
+class TicketStoreUnavailable(BotError):
+    """The ticket database cannot be reached; nothing was written."""
+
+
+metadata = sa.MetaData()
+
+migrations_table = sa.Table(
+    "schema_migrations", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("number", sa.String(48), nullable=False, unique=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("category", sa.String(20), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("conversation_id", sa.String(200), nullable=False),
+    sa.Column("item", sa.String(300)),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("rating", sa.Integer),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("triage", sa.String(20), nullable=False),
+    sa.Column("assignee", sa.String(100)),
+    sa.Column("resolution", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("due_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("resolved_at", sa.DateTime),
+)
+history = sa.Table(
+    "ticket_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer, sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(30), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+drafts = sa.Table(
+    "drafts", metadata,
+    sa.Column("conversation_id", sa.String(200), primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+interactions = sa.Table(
+    "interactions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("conversation_id", sa.String(200), nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("guide_id", sa.String(200)),
+)
+ratings = sa.Table(
+    "ratings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("conversation_id", sa.String(200), nullable=False),
+    sa.Column("rating", sa.Integer, nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("guide_id", sa.String(200)),
+)
+
+#: Schema steps, in order. Never edit a released step; append a new one.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, lambda conn: metadata.create_all(
+        conn, tables=[tickets, history, drafts, interactions, ratings], checkfirst=True)),
+]
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    status: str | None = None
+    category: str | None = None
+    triage: str | None = None
+    overdue: bool | None = None
+    due_before: dt.datetime | None = None
+    limit: int = 200
+
+
+class TicketStore:
+    """All ticket data, behind one engine. Build once per process; it is thread-safe."""
+
+    def __init__(self, url: str, *, timezone: str = "Asia/Shanghai",
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.url = url
+        self.zone = ZoneInfo(timezone)
+        self._clock = clock
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
+        else:
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_connection: Any, _: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+    def now(self) -> dt.datetime:
+        """The hall's local time, without tzinfo (how times are stored)."""
+        if self._clock is not None:
+            return self._clock()
+        return dt.datetime.now(self.zone).replace(tzinfo=None, microsecond=0)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            log.error("ticket database unavailable: %s", type(exc).__name__)
+            raise TicketStoreUnavailable(
+                "工单数据库暂时无法连接 (ticket database unavailable); nothing was saved"
+            ) from None
+
+    # --- schema ---------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the schema steps this database lacks; return the versions applied."""
+        applied: list[int] = []
+        with self._tx() as conn:
+            metadata.create_all(conn, tables=[migrations_table], checkfirst=True)
+            done = {row[0] for row in conn.execute(sa.select(migrations_table.c.version))}
+            for version, step in MIGRATIONS:
+                if version in done:
+                    continue
+                step(conn)
+                conn.execute(migrations_table.insert().values(version=version, applied_at=self.now()))
+                applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(sa.select(sa.func.max(migrations_table.c.version))).scalar() or 0)
+
+    # --- the ticket form ------------------------------------------------------------
+
+    def save_draft_phone(self, conversation_id: str, phone: str) -> None:
+        with self._tx() as conn:
+            conn.execute(drafts.delete().where(drafts.c.conversation_id == conversation_id))
+            conn.execute(drafts.insert().values(conversation_id=conversation_id, phone=phone, updated_at=self.now()))
+
+    def draft_phone(self, conversation_id: str) -> str | None:
+        with self._tx() as conn:
+            return conn.execute(
+                sa.select(drafts.c.phone).where(drafts.c.conversation_id == conversation_id)).scalar()
+
+    def create(self, new: NewTicket, idempotency_key: str) -> tuple[Ticket, bool]:
+        """Create a ticket, or return the one this key already made. Returns (ticket, created)."""
+        if new.category not in CATEGORIES:
+            raise TicketError(f"unknown category {new.category!r}")
+        for _attempt in range(5):
+            try:
+                with self._tx() as conn:
+                    existing = conn.execute(
+                        sa.select(tickets.c.id).where(tickets.c.idempotency_key == idempotency_key)).scalar()
+                    if existing is not None:
+                        return self._load(conn, existing), False
+                    created = self.now()
+                    ticket_id = conn.execute(tickets.insert().values(
+                        number=f"pending-{uuid.uuid4().hex}", idempotency_key=idempotency_key, category=new.category,
+                        description=new.description[:4000], name=new.name[:100], phone=new.phone,
+                        conversation_id=new.conversation_id[:200], item=(new.item or None) and new.item[:300],
+                        source=new.source,
+                        rating=new.rating, status="open", triage=triage_for(new.category), assignee=None,
+                        resolution=None, created_at=created, due_at=due_at(created, new.source), resolved_at=None,
+                    )).inserted_primary_key[0]
+                    # The number is the date and the row id: unique without counting, so concurrent
+                    # filings never collide. Short enough to read out on the phone.
+                    number = f"BC{created:%Y%m%d}-{ticket_id:04d}"
+                    conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(number=number))
+                    self._log(conn, ticket_id, "citizen", "created",
+                              f"{CATEGORIES[new.category]}；来源：{new.source}")
+                    conn.execute(drafts.delete().where(drafts.c.conversation_id == new.conversation_id))
+                    return self._load(conn, ticket_id), True
+            except sa.exc.IntegrityError:
+                continue  # a concurrent retry of the same turn inserted the key first: look again
+        raise TicketStoreUnavailable("could not save the ticket; nothing was saved")
+
+    # --- reading --------------------------------------------------------------------
+
+    def get(self, number: str) -> Ticket | None:
+        with self._tx() as conn:
+            ticket_id = conn.execute(sa.select(tickets.c.id).where(tickets.c.number == number.strip().upper())).scalar()
+            return self._load(conn, ticket_id) if ticket_id is not None else None
+
+    def lookup(self, number: str, phone_tail: str) -> Ticket | None:
+        """A ticket for a citizen: only when the number and the phone's last four digits match."""
+        ticket = self.get(number)
+        if ticket is None or not ticket.phone or not phone_tail or ticket.phone[-4:] != phone_tail.strip():
+            return None
+        return ticket
+
+    def list(self, filters: TicketFilter = TicketFilter()) -> list[Ticket]:
+        query = sa.select(tickets.c.id).order_by(tickets.c.due_at)
+        if filters.status:
+            query = query.where(tickets.c.status == filters.status)
+        if filters.category:
+            query = query.where(tickets.c.category == filters.category)
+        if filters.triage:
+            query = query.where(tickets.c.triage == filters.triage)
+        if filters.due_before:
+            query = query.where(tickets.c.due_at <= filters.due_before)
+        if filters.overdue is not None:
+            late = sa.and_(tickets.c.status != "resolved", tickets.c.due_at < self.now())
+            query = query.where(late if filters.overdue else sa.not_(late))
+        with self._tx() as conn:
+            ids = [row[0] for row in conn.execute(query.limit(max(1, min(filters.limit, 1000))))]
+            return [self._load(conn, i, with_history=False) for i in ids]
+
+    # --- staff changes --------------------------------------------------------------
+
+    def assign(self, number: str, assignee: str, actor: str) -> Ticket:
+        assignee = assignee.strip()
+        if not assignee:
+            raise TicketError("assignee must not be empty")
+        return self._change(number, actor, "assigned", f"指派给 {assignee}",
+                            {"assignee": assignee, "status": "assigned"}, open_only=True)
+
+    def set_triage(self, number: str, triage: str, actor: str) -> Ticket:
+        if triage not in TRIAGE:
+            raise TicketError(f"unknown triage level {triage!r}; one of {', '.join(TRIAGE)}")
+        return self._change(number, actor, "triaged", TRIAGE[triage], {"triage": triage})
+
+    def add_note(self, number: str, note: str, actor: str) -> Ticket:
+        if not note.strip():
+            raise TicketError("a note must not be empty")
+        return self._change(number, actor, "note", mask_text(note.strip()), {})
+
+    def resolve(self, number: str, resolution: str, actor: str) -> Ticket:
+        if not resolution.strip():
+            raise TicketError("say how the matter was resolved")
+        return self._change(number, actor, "resolved", mask_text(resolution.strip()),
+                            {"status": "resolved", "resolution": resolution.strip(), "resolved_at": self.now()},
+                            open_only=True)
+
+    def open_phone(self, number: str, actor: str) -> Ticket:
+        """The ticket with its phone number, for a staff member; the opening goes into the history."""
+        return self._change(number, actor, "viewed_phone", "查看了联系电话", {})
+
+    def _change(self, number: str, actor: str, action: str, detail: str, values: dict[str, Any],
+                *, open_only: bool = False) -> Ticket:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(tickets.c.id, tickets.c.status)
+                               .where(tickets.c.number == number.strip().upper())).first()
+            if row is None:
+                raise TicketError(f"no ticket {number}")
+            if open_only and row.status == "resolved":
+                raise TicketError(f"ticket {number} is already resolved")
+            if values:
+                conn.execute(tickets.update().where(tickets.c.id == row.id).values(**values))
+            self._log(conn, row.id, actor, action, detail)
+            return self._load(conn, row.id)
+
+    # --- what happened, for reports -------------------------------------------------
+
+    def record_interaction(self, conversation_id: str, question: str, kind: str, guide_id: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute(interactions.insert().values(
+                at=self.now(), conversation_id=conversation_id, question=mask_text(question)[:500], kind=kind,
+                guide_id=guide_id))
+
+    def record_rating(self, conversation_id: str, rating: int, comment: str | None, guide_id: str | None) -> None:
+        if not 1 <= rating <= 5:
+            raise TicketError("a rating is 1 to 5")
+        with self._tx() as conn:
+            conn.execute(ratings.insert().values(
+                at=self.now(), conversation_id=conversation_id, rating=rating,
+                comment=mask_text(comment)[:1000] if comment else None, guide_id=guide_id))
+
+    # --- internals ------------------------------------------------------------------
+
+    def _log(self, conn: Connection, ticket_id: int, actor: str, action: str, detail: str) -> None:
+        conn.execute(history.insert().values(ticket_id=ticket_id, at=self.now(), actor=actor, action=action,
+                                             detail=detail))
+
+    def _load(self, conn: Connection, ticket_id: int, *, with_history: bool = True) -> Ticket:
+        row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().one()
+        entries: tuple[HistoryEntry, ...] = ()
+        if with_history:
+            entries = tuple(
+                HistoryEntry(h.at, h.actor, h.action, h.detail)
+                for h in conn.execute(sa.select(history).where(history.c.ticket_id == ticket_id)
+                                      .order_by(history.c.id))
+            )
+        return Ticket(
+            number=row["number"], category=row["category"], description=row["description"], name=row["name"],
+            phone=row["phone"], conversation_id=row["conversation_id"], item=row["item"], source=row["source"],
+            rating=row["rating"], status=row["status"], triage=row["triage"], assignee=row["assignee"],
+            resolution=row["resolution"], created_at=row["created_at"], due_at=row["due_at"],
+            resolved_at=row["resolved_at"], history=entries,
+        )
+
+
+def status_label(status: str) -> str:
+    return STATUSES.get(status, status)

@@ -1,0 +1,147 @@
+"""The ticket store, on SQLite and on a real PostgreSQL."""
+
+import datetime as dt
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from bot.tickets.model import NewTicket, add_working_days, category_from_text, due_at
+from bot.tickets.store import TicketError, TicketFilter, TicketStore, TicketStoreUnavailable
+
+MONDAY = dt.datetime(2026, 11, 23, 10, 0)
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    clock = Clock(MONDAY)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 't.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        with sa.create_engine(url).begin() as conn:  # a clean schema per test
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    s = TicketStore(url, clock=clock)
+    s.migrate()
+    s.clock = clock
+    yield s
+    s.engine.dispose()
+
+
+def new(conversation="c1", **kw) -> NewTicket:
+    values = dict(category="failed", description="网上提交了三次都失败", name="张三", phone="13812345678",
+                  conversation_id=conversation, item="居民身份证换领")
+    values.update(kw)
+    return NewTicket(**values)
+
+
+def test_migrations_are_applied_once(store):
+    assert store.schema_version() == 1
+    assert store.migrate() == []
+
+
+def test_create_numbers_tickets_per_day_and_sets_the_due_time(store):
+    first, created = store.create(new(), "c1:m1")
+    second, _ = store.create(new("c2"), "c2:m1")
+    assert created and first.number == "BC20261123-0001" and second.number == "BC20261123-0002"
+    assert store.get(first.number).number == first.number
+    assert first.status == "open" and first.due_at == dt.datetime(2026, 11, 24, 10, 0)
+    assert first.history[0].action == "created"
+
+
+def test_a_retried_turn_never_makes_two_tickets(store):
+    first, created = store.create(new(), "c1:m1")
+    again, created_again = store.create(new(), "c1:m1")
+    assert created and not created_again and again.number == first.number
+    assert len(store.list()) == 1
+
+
+def test_concurrent_creation_gets_distinct_numbers(store):
+    numbers, errors = [], []
+
+    def make(i):
+        try:
+            numbers.append(store.create(new(f"c{i}"), f"c{i}:m")[0].number)
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(numbers)) == 8
+
+
+def test_staff_changes_are_kept_in_the_ledger(store):
+    ticket, _ = store.create(new(), "k")
+    store.assign(ticket.number, "李四", actor="window-1")
+    store.set_triage(ticket.number, "complex", actor="window-1")
+    store.add_note(ticket.number, "已联系公安分局，回电 13900001111", actor="window-1")
+    store.open_phone(ticket.number, actor="window-1")
+    done = store.resolve(ticket.number, "已当场补办", actor="window-1")
+    assert [h.action for h in done.history] == ["created", "assigned", "triaged", "note", "viewed_phone", "resolved"]
+    assert "139****1111" in done.history[3].detail  # numbers in notes are masked
+    assert done.status == "resolved" and done.assignee == "李四" and done.triage == "complex"
+    with pytest.raises(TicketError, match="already resolved"):
+        store.resolve(ticket.number, "again", actor="x")
+    with pytest.raises(TicketError, match="no ticket"):
+        store.assign("BC00000000-0000", "x", actor="x")
+
+
+def test_filters_and_overdue(store):
+    late, _ = store.create(new("a", category="conduct"), "a")
+    store.clock.now = MONDAY + dt.timedelta(days=3)
+    fresh, _ = store.create(new("b"), "b")
+    assert [t.number for t in store.list(TicketFilter(overdue=True))] == [late.number]
+    assert [t.number for t in store.list(TicketFilter(category="failed"))] == [fresh.number]
+    assert store.get(late.number).overdue(store.now())
+    assert not store.get(fresh.number).overdue(store.now())
+
+
+def test_status_lookup_needs_the_phone_tail(store):
+    ticket, _ = store.create(new(), "k")
+    assert store.lookup(ticket.number, "5678").number == ticket.number
+    assert store.lookup(ticket.number.lower(), "5678") is not None
+    assert store.lookup(ticket.number, "0000") is None
+    assert store.lookup("BC19990101-0001", "5678") is None
+
+
+def test_phone_draft_is_kept_until_the_ticket_is_made(store):
+    store.save_draft_phone("c1", "13812345678")
+    assert store.draft_phone("c1") == "13812345678"
+    store.create(new("c1"), "k")
+    assert store.draft_phone("c1") is None
+
+
+def test_bad_rating_ticket_is_due_in_24_hours(store):
+    ticket, _ = store.create(new(source="bad_rating", rating=1, category="other"), "r")
+    assert ticket.due_at == MONDAY + dt.timedelta(hours=24)
+
+
+def test_a_dead_database_is_a_clear_error_and_nothing_half_written(tmp_path):
+    broken = TicketStore("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(TicketStoreUnavailable, match="nothing was saved"):
+        broken.create(new(), "k")
+
+
+def test_working_days_skip_weekends():
+    friday = dt.datetime(2026, 11, 27, 16, 0)
+    assert add_working_days(friday, 1) == dt.datetime(2026, 11, 30, 16, 0)
+    assert due_at(friday, "conversation").weekday() == 0
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("申请办理没办成（线上或线下）", "failed"), ("跑了好几次都没办好", "repeated"), ("对结果不服", "disputed"),
+    ("窗口工作人员态度很差", "conduct"), ("其他", "other"), ("conduct", "conduct"), ("嗯", None),
+])
+def test_category_from_text(text, code):
+    assert category_from_text(text) == code
