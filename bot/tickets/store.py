@@ -9,8 +9,9 @@ leaves nothing half-written):
   in Rasa's tracker (the tracker only ever sees it masked);
 * ``interactions`` and ``ratings``: what was asked and how it went, for the reports.
 
-Ticket numbers read ``BC<date>-<sequence>``. Creating a ticket is idempotent: the caller passes a key naming the conversation turn that
-confirmed it, and a retry of that turn returns the ticket made the first time.
+Ticket numbers read ``BC<date>-<sequence>``. Creating a ticket is idempotent: the caller
+passes a key naming the conversation turn that confirmed it, and a retry of that turn returns
+the ticket made the first time.
 
 The schema is versioned (``schema_migrations``); :meth:`TicketStore.migrate` applies the
 steps a database has not seen yet, so an office upgrading keeps its tickets.
@@ -223,7 +224,7 @@ class TicketStore:
                         source=new.source,
                         rating=new.rating, status="open", triage=triage_for(new.category), assignee=None,
                         resolution=None, created_at=created, due_at=due_at(created, new.source), resolved_at=None,
-                    )).inserted_primary_key[0]
+                    )).inserted_primary_key[0]  # type: ignore[index]
                     # The number is the date and the row id: unique without counting, so concurrent
                     # filings never collide. Short enough to read out on the phone.
                     number = f"BC{created:%Y%m%d}-{ticket_id:04d}"
