@@ -20,6 +20,7 @@ from bot.errors import BotError
 from bot.service import GuideService, Reply, get_service
 from bot.settings import load_settings
 from bot.speech import speak
+from bot.tickets import get_store
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,20 @@ def service() -> GuideService:
     return get_service()
 
 
+def record(tracker: Tracker | None, reply: Reply) -> None:
+    """Note what was asked and how it went, for the hall's reports (masked; never blocks)."""
+    if tracker is None or reply.kind == "empty":
+        return
+    try:
+        get_store().record_interaction(tracker.sender_id, tracker.latest_message.get("text") or "", reply.kind,
+                                       reply.guide_id)
+    except BotError as error:
+        logger.warning("interaction not recorded: %s", error)
+
+
 def send(
-    dispatcher: CollectingDispatcher, reply: Reply, failures: int = 0, *, moves_on: bool = False
+    dispatcher: CollectingDispatcher, reply: Reply, failures: int = 0, *, moves_on: bool = False,
+    tracker: Tracker | None = None,
 ) -> list[EventType]:
     """Utter a :class:`Reply`, remember the guide it was about, and count unresolved turns.
 
@@ -39,6 +52,7 @@ def send(
     """
     buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
     dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+    record(tracker, reply)
     svc = service()
     dispatcher.utter_message(json_message={
         "answer": {
@@ -69,14 +83,14 @@ def unavailable(dispatcher: CollectingDispatcher, error: BotError) -> list[Event
 
 def answer(
     dispatcher: CollectingDispatcher, produce: Callable[[GuideService], Reply], failures: int = 0,
-    *, moves_on: bool = False,
+    *, moves_on: bool = False, tracker: Tracker | None = None,
 ) -> list[EventType]:
     """Ask the service for a reply and send it, or say politely that the service is down."""
     try:
         reply = produce(service())
     except BotError as error:
         return unavailable(dispatcher, error)
-    return send(dispatcher, reply, failures, moves_on=moves_on)
+    return send(dispatcher, reply, failures, moves_on=moves_on, tracker=tracker)
 
 
 def _failures(tracker: Tracker) -> int:
@@ -122,7 +136,7 @@ class ActionAnswerGuide(Action):
         region, department = tracker.get_slot("region"), tracker.get_slot("department")
         failures = _failures(tracker)
         events = answer(dispatcher, lambda s: s.answer_question(
-            text, region=region, department=department, failures=failures), failures, moves_on=True)
+            text, region=region, department=department, failures=failures), failures, moves_on=True, tracker=tracker)
         return [*events, SlotSet("last_question", text)]
 
 
@@ -141,7 +155,8 @@ class ActionAnswerAspect(Action):
         names_item = _entity(tracker, "item") is not None
         region, failures = tracker.get_slot("region"), _failures(tracker)
         return answer(dispatcher, lambda s: s.answer_aspect(
-            text, aspect, current, names_item=names_item, region=region, failures=failures), failures)
+            text, aspect, current, names_item=names_item, region=region, failures=failures), failures,
+            tracker=tracker)
 
 
 class ActionAnswerLifeEvent(Action):
@@ -155,7 +170,7 @@ class ActionAnswerLifeEvent(Action):
     ) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
         event = _entity(tracker, "life_event")
-        return answer(dispatcher, lambda s: s.answer_life_event(event, text), _failures(tracker))
+        return answer(dispatcher, lambda s: s.answer_life_event(event, text), _failures(tracker), tracker=tracker)
 
 
 class ActionApplyScope(Action):

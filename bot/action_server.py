@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from bot.errors import BotError
+from bot.privacy import install_log_masking
 from bot.service import GuideService, install_service
 from bot.settings import load_settings
 
@@ -42,12 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="interface (default: ACTION_HOST)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_masking()  # citizens type phone numbers; logs must not keep them
     log = logging.getLogger("action_server")
     try:
         settings = load_settings()
         started = time.perf_counter()
         service = GuideService.from_settings(settings)
         install_service(service)
+        from bot.tickets import get_store
+
+        try:
+            get_store()  # migrate the ticket schema now, not on the first citizen's ticket
+        except BotError as error:  # guides can still be answered; tickets retry on first use
+            log.warning("ticket store not reachable yet (%s); tickets will retry when filed", error)
         service.search("身份证到期怎么换")  # warm-up: first encode allocates the model's buffers
         log.info(
             "guide service ready: %d guides, model %s, in %.1f s",

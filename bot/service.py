@@ -218,6 +218,7 @@ class GuideService:
         """
         guide = self.guide(current_id)
         leftover = _leftover(text)
+        result: SearchResult | None = None
         if names_item or guide is None or len(leftover) >= 2:
             result = self.search(text, region=region)
             if result.status == "clear" and result.best is not None:
@@ -231,8 +232,9 @@ class GuideService:
                              buttons=[Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))],
                              guide_id=guide.id, aspect=aspect)
         if guide is None:
-            if failures + 1 >= ESCALATE_AFTER:
-                return self._not_found(None, failures)
+            if failures + 1 >= ESCALATE_AFTER or (result is not None and len(leftover) >= 2):
+                # "特斯拉多少钱": it names something, and nothing in the knowledge base fits it.
+                return self._not_found(result, failures)
             return Reply("which_item", answers.render_which_item(aspect or ""), aspect=aspect)
         if aspect not in answers.ASPECTS:
             return self.answer_guide(guide.id)

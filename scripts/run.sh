@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the action server and the Rasa server side by side, say when both are ready, and
-# keep running until Ctrl-C, which stops both. Logs: var/log/actions.log, var/log/rasa.log.
+# Start the action server, the Rasa server and the staff server side by side, say when they
+# are ready, and keep running until Ctrl-C, which stops all three.
+# Logs: var/log/actions.log, var/log/rasa.log, var/log/staff.log.
 # Ports and interfaces come from the settings table (bot/settings.py): ACTION_PORT, RASA_PORT ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,22 @@ export RASA_TRACKER_DB=${RASA_TRACKER_DB:-var/rasa/tracker.db}
 export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
+STAFF_HOST=${STAFF_HOST:-127.0.0.1}
+STAFF_PORT=${STAFF_PORT:-5056}
+export STAFF_HOST STAFF_PORT
+
 mkdir -p var/log "$(dirname "$RASA_TRACKER_DB")"
+# Window staff sign in with a token. Without STAFF_TOKENS, one is made for this machine and
+# kept in var/staff-token (readable by this user only).
+if [ -z "${STAFF_TOKENS:-}" ]; then
+  if [ ! -s var/staff-token ]; then
+    (umask 077; .venv/actions/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))' >var/staff-token)
+  fi
+  export STAFF_TOKENS="window:$(cat var/staff-token)"
+  staff_note="sign in with the token in var/staff-token"
+else
+  staff_note="sign in with a token from STAFF_TOKENS"
+fi
 # Neither server needs the other to start, so both load at once (Rasa's TensorFlow start-up
 # dominates); the action server refuses to open its port until its model and index are loaded.
 .venv/actions/bin/python -m bot.action_server >var/log/actions.log 2>&1 &
@@ -24,7 +40,9 @@ actions_pid=$!
   -m models/guide-assistant.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
   >var/log/rasa.log 2>&1 &
 rasa_pid=$!
-trap 'kill $actions_pid $rasa_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+.venv/actions/bin/python -m bot.staff >var/log/staff.log 2>&1 &
+staff_pid=$!
+trap 'kill $actions_pid $rasa_pid $staff_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
 
 wait_for() {  # name, pid, url, log
@@ -44,11 +62,13 @@ wait_for() {  # name, pid, url, log
 started=$(date +%s)
 wait_for "action server" $actions_pid "http://$ACTION_HOST:$ACTION_PORT/health" var/log/actions.log
 wait_for "Rasa server" $rasa_pid "http://$RASA_HOST:$RASA_PORT/status" var/log/rasa.log
+wait_for "staff server" $staff_pid "http://$STAFF_HOST:$STAFF_PORT/health" var/log/staff.log
 cat <<MSG
 The assistant is ready ($(( $(date +%s) - started )) s). Try:
   curl -s $RASA_HOST:$RASA_PORT/webhooks/rest/webhook -d '{"sender": "me", "message": "我身份证过期了怎么办"}'
-Ctrl-C stops both servers.
+Window staff: http://$STAFF_HOST:$STAFF_PORT/staff ($staff_note).
+Ctrl-C stops all three servers.
 MSG
-wait -n $actions_pid $rasa_pid
-echo "a server stopped; see var/log/actions.log and var/log/rasa.log" >&2
+wait -n $actions_pid $rasa_pid $staff_pid
+echo "a server stopped; see var/log/actions.log, var/log/rasa.log and var/log/staff.log" >&2
 exit 1

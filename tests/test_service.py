@@ -62,3 +62,9 @@ def test_second_unresolved_question_offers_escalation(service):
 def test_reply_kinds_map_to_statuses(service):
     assert service.answer_question("我身份证过期了怎么办").resolved
     assert service.answer_question("").status == "empty"
+
+
+def test_aspect_question_about_something_unknown_is_not_found_not_which_item(service):
+    reply = service.answer_aspect("特斯拉多少钱", "fee", None, names_item=False)
+    assert reply.kind == "not_found" and "12345" in reply.text
+    assert service.answer_aspect("要多少钱", "fee", None, names_item=False).kind == "which_item"

@@ -53,9 +53,11 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class Servers:
-    def __init__(self, rasa_url: str, action_url: str) -> None:
+    def __init__(self, rasa_url: str, action_url: str, data: Path | None = None) -> None:
         self.rasa_url = rasa_url
         self.action_url = action_url
+        #: the folder holding the tracker store (tracker.db) and ticket store (tickets.db)
+        self.data = data
 
     def say(self, sender: str, text: str) -> list[dict]:
         response = httpx.post(f"{self.rasa_url}/webhooks/rest/webhook",
@@ -75,6 +77,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     env = dict(os.environ, ACTION_HOST="127.0.0.1", ACTION_PORT=str(action_port),
                ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
                GUIDE_SHEET_URL=f"http://127.0.0.1:{action_port}/sheets/{{id}}",
+               TICKETS_DB_URL=f"sqlite:///{logs / 'tickets.db'}",
                RASA_TRACKER_DB=str(logs / "tracker.db"), RASA_TELEMETRY_ENABLED="false",
                TF_CPP_MIN_LOG_LEVEL="2", SQLALCHEMY_SILENCE_UBER_WARNING="1", HF_HUB_OFFLINE="1")
     action_log, rasa_log = logs / "actions.log", logs / "rasa.log"
@@ -91,7 +94,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         wait_until(lambda: httpx.get(f"{action_url}/health", timeout=2).status_code == 200, actions, action_log, 300)
         wait_until(lambda: bool(httpx.get(f"{rasa_url}/status", timeout=2).json().get("model_file")),
                    rasa, rasa_log, 300)
-        yield Servers(rasa_url, action_url)
+        yield Servers(rasa_url, action_url, logs)
     finally:
         stop(rasa)
         stop(actions)
