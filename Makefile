@@ -34,7 +34,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test test-unit test-stories test-e2e validate lint lock clean eval calibrate bench-scale nlu-report
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench-scale nlu-report
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -96,8 +96,17 @@ test: setup validate lint test-unit test-stories test-e2e
 test-stories: $(RASA_MODEL)
 	$(RASA) test core --stories tests/rasa --model $(RASA_MODEL) --fail-on-prediction-errors --out results/rasa-test
 
-test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json
+test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json postgres
 	$(APY) -m pytest -m "not e2e" -q
+
+# The ticket store's tests start a throw-away PostgreSQL server from Debian's package.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's postgresql (server binaries for the ticket store tests)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; \
+	  else echo "PostgreSQL server binaries are missing: sudo apt-get install postgresql"; exit 1; fi; }
 
 test-e2e: setup
 	$(APY) -m pytest -m e2e -q

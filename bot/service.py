@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +22,7 @@ from bot import answers
 from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
 from bot.index import LoadedIndex, read_manifest
 from bot.knowledge.model import Guide
+from bot.lazy import Lazy
 from bot.lifeevents import LifeEvents
 from bot.retrieval import Retriever, SearchResult
 from bot.settings import Settings, load_settings
@@ -266,22 +266,18 @@ class GuideService:
                      shared_materials=plan.materials)
 
 
-_lock = threading.Lock()
-_service: GuideService | None = None
+def _load() -> GuideService:
+    return GuideService.from_settings(load_settings())
+
+
+_service: Lazy[GuideService] = Lazy(_load)
 
 
 def install_service(service: GuideService | None) -> None:
     """Make ``service`` the process-wide one (the action server and tests build their own)."""
-    global _service
-    with _lock:
-        _service = service
+    _service.install(service)
 
 
 def get_service() -> GuideService:
     """The process-wide service, loaded once from the settings (thread-safe)."""
-    global _service
-    if _service is None:
-        with _lock:
-            if _service is None:
-                _service = GuideService.from_settings(load_settings())
-    return _service
+    return _service.get()

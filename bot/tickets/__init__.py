@@ -6,18 +6,24 @@ migrated once; tests and servers may install their own with :func:`install_store
 
 from __future__ import annotations
 
-import threading
-
+from bot.lazy import Lazy
 from bot.tickets.store import TicketStore
 
-_lock = threading.Lock()
-_store: TicketStore | None = None
+
+def _open() -> TicketStore:
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone)
+    store.migrate()
+    return store
+
+
+_store: Lazy[TicketStore] = Lazy(_open)
 
 
 def install_store(store: TicketStore | None) -> None:
-    global _store
-    with _lock:
-        _store = store
+    _store.install(store)
 
 
 def get_store() -> TicketStore:
@@ -26,14 +32,4 @@ def get_store() -> TicketStore:
     Raises:
         TicketStoreUnavailable: when the database cannot be reached (the next call tries again).
     """
-    global _store
-    if _store is None:
-        with _lock:
-            if _store is None:
-                from bot.settings import load_settings
-
-                settings = load_settings()
-                store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone)
-                store.migrate()
-                _store = store
-    return _store
+    return _store.get()
