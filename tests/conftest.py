@@ -130,3 +130,18 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory):
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ticket_store_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """Actions record questions and tickets; in tests they go to a throw-away SQLite file,
+    never to the project's var/tickets.db."""
+    from bot.tickets import install_store
+    from bot.tickets.store import TicketStore
+
+    store = TicketStore(f"sqlite:///{tmp_path_factory.mktemp('tickets') / 'tickets.db'}")
+    store.migrate()
+    install_store(store)
+    yield store
+    install_store(None)
+    store.engine.dispose()
