@@ -34,13 +34,15 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench-scale nlu-report
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
 	@echo "make test    set up and run all tests"
 	@echo "make setup   only set up"
 	@echo "make eval    retrieval quality on the frozen test split, with baselines"
+	@echo "make bench   end-to-end speed and memory next to the targets"
+	@echo "make load    2,000-conversation load test (nothing lost)"
 	@echo "make calibrate fit the 'nothing fits' model on the dev split (knowledge/calibration.json)"
 	@echo "make nlu-report  NLU cross-validation into results/nlu"
 	@echo "make bench-scale index build/memory/latency on 100,000 synthetic guides"
@@ -128,8 +130,16 @@ nlu-report: $(RASA_VENV)/.installed
 bench-scale: $(MODEL_DIR)/manifest.json
 	$(APY) scripts/bench_scale.py --guides 100000 --compare-hnsw
 
+# Speed and memory, end to end on loopback, next to the targets: a table and results/bench.json (~10 min).
+bench: setup
+	$(APY) scripts/bench.py
+
+# 2,000 conversations, 20 at a time: zero 5xx, zero lost tickets, memory stable (results/load.json).
+load: setup
+	$(APY) scripts/load.py
+
 lint: $(ACT_VENV)/.installed
-	$(ACT_VENV)/bin/ruff check bot actions tests
+	$(ACT_VENV)/bin/ruff check bot actions tests scripts
 	$(ACT_VENV)/bin/mypy
 
 lock:

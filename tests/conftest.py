@@ -80,56 +80,96 @@ def _pg_bin() -> Path | None:
     return found[-1].parent if found else None
 
 
-@pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory):
-    """A throw-away PostgreSQL server (Debian's package) on a free loopback port."""
-    import os
-    import pwd
-    import shutil
-    import socket
-    import subprocess
-    import time
+class PgCluster:
+    """A throw-away PostgreSQL server (Debian's package) on a free loopback port, which a test
+    can stop and start again (to see what a dead database does)."""
 
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql (`make test` does)")
-    import tempfile
+    def __init__(self) -> None:
+        import os
+        import pwd
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
 
-    # Not under pytest's own tmp folder: its parents are private to root, and the server runs
-    # as the postgres user when the tests run as root.
-    root = Path(tempfile.mkdtemp(prefix="guide-pg-"))
-    data = root / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-    log = root / "pg.log"
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                    "-o", f"-p {port} -h 127.0.0.1 -k {root}", "start"], check=True, capture_output=True)
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    try:
-        deadline = time.monotonic() + 30
+        bin_dir = _pg_bin()
+        if bin_dir is None:
+            pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql (`make test` does)")
+        self.bin = bin_dir
+        # Not under pytest's own tmp folder: its parents are private to root, and the server runs
+        # as the postgres user when the tests run as root (initdb refuses root).
+        self.root = Path(tempfile.mkdtemp(prefix="guide-pg-"))
+        self.data = self.root / "data"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.as_user = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        subprocess.run([*self.as_user, str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
+                        "postgres", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        import subprocess
+
+        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
+                       check=True, capture_output=True)
+
+    def start(self) -> None:
+        import time
+
         import sqlalchemy as sa
 
+        self._ctl("-l", str(self.root / "pg.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -h 127.0.0.1 -k {self.root}", "start")
+        deadline = time.monotonic() + 30
         while True:
             try:
-                with sa.create_engine(url).connect():
-                    break
+                engine = sa.create_engine(self.url)
+                with engine.connect():
+                    engine.dispose()
+                    return
             except sa.exc.OperationalError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-        yield url
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        import contextlib
+        import shutil
+        import subprocess
+
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL server for the whole session."""
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        yield cluster.url
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_cluster():
+    """A PostgreSQL server of one's own, to stop and start within a test."""
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,108 @@
+"""The assistant's own JSON channel: ``POST /webhooks/guide/webhook``.
+
+Rasa's built-in REST channel answers a malformed request with a traceback-shaped 500 and, when
+the action server is down, with an empty list — the citizen sees nothing at all. This channel
+is the same request/response shape (``{"sender": ..., "message": ...}`` in, a list of messages
+out) with two differences that matter to a citizen:
+
+* bad input (not JSON, wrong types, no sender, an over-long message) gets a 400 with a clear
+  Chinese and English message, never a traceback;
+* if the assistant produced no answer at all (an action server that is down or failed), the
+  reply says so politely and gives the hotline and the window, and the next message tries again.
+
+Other channels (web widget, WeChat, kiosk) build on :class:`GuideChannel`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+#: Longer messages are refused with a clear error instead of being cut silently.
+MAX_MESSAGE = 2000
+_SENDER = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+HOTLINE = "12345"
+
+
+def unavailable_message(hotline: str = HOTLINE) -> dict[str, Any]:
+    return {"text": f"抱歉，系统暂时繁忙，没能回答您的问题。请稍后再试；也可以拨打 {hotline}，"
+                    "或到政务服务大厅的“办不成事反映窗口”寻求帮助。",
+            "custom": {"answer": {"kind": "unavailable"}}}
+
+
+class BadRequest(ValueError):
+    """The request cannot be used; the message is shown to the client."""
+
+
+def parse_request(request: Request) -> tuple[str, str, dict[str, Any] | None]:
+    """(sender, message, metadata) from a JSON body, or :class:`BadRequest`."""
+    try:
+        body = request.json
+    except Exception:
+        raise BadRequest("请求不是有效的 JSON (the body must be a JSON object)") from None
+    if not isinstance(body, dict):
+        raise BadRequest("请求必须是 JSON 对象 (the body must be a JSON object)")
+    sender, message, metadata = body.get("sender"), body.get("message"), body.get("metadata")
+    if not isinstance(sender, str) or not _SENDER.match(sender):
+        raise BadRequest('缺少或无效的 sender (sender: 1-128 letters, digits or "_.:@-")')
+    if not isinstance(message, str):
+        raise BadRequest("缺少 message，或 message 不是文本 (message must be a string)")
+    if len(message) > MAX_MESSAGE:
+        raise BadRequest(f"消息太长，请控制在 {MAX_MESSAGE} 字以内 (message longer than {MAX_MESSAGE} characters)")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadRequest("metadata 必须是 JSON 对象 (metadata must be an object)")
+    return sender, message, metadata
+
+
+class GuideChannel(InputChannel):
+    """JSON in, a list of messages out; polite when the assistant cannot answer."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "guide"
+
+    def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Channel-specific rendering of the bot's messages (subclasses override)."""
+        return messages
+
+    async def handle(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]], sender: str, text: str,
+        metadata: dict[str, Any] | None,
+    ) -> list[dict[str, Any]]:
+        """Run one message through Rasa and return what the assistant said (never nothing)."""
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
+        except Exception:
+            logger.exception("message from %s could not be handled", sender)
+            return [unavailable_message()]
+        if not collector.messages:
+            logger.warning("no answer for %s (is the action server up?)", sender)
+            return [unavailable_message()]
+        return self.render(collector.messages)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint(f"guide_channel_{type(self).__name__}", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                sender, text, metadata = parse_request(request)
+            except BadRequest as error:
+                return response.json({"error": str(error)}, status=400)
+            return response.json(await self.handle(on_new_message, sender, text, metadata))
+
+        return hook

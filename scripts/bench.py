@@ -1,0 +1,196 @@
+"""`make bench`: the assistant's speed and memory, measured end to end, next to the targets.
+
+Starts the whole stack on loopback (bot.stack) and measures, over real HTTP:
+
+* REST round trip for one conversation at a time (p50 / p95 / p99);
+* the same with 20 conversations at once, and messages per second at 1 … 40 at once;
+* retrieval alone (in this process), index build time and peak memory for the bundled base
+  (a fresh build into a temporary folder), the Rasa and action servers' resident memory, and
+  `rasa train` time; the 100,000-guide figures come from `make bench-scale` when it has run.
+
+Every figure is a distribution over many requests; the machine is shared, so compare runs by
+ratios, not by single numbers. Prints a table and writes results/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
+from bot.stack import RASA_BIN, Stack, start_stack  # noqa: E402
+
+FOLLOW_UPS = ["那要多少钱？", "在哪里办？", "要多久？", "要带什么材料？"]
+TARGETS = {"p95_ms_at_20": 300.0, "retrieval_p95_ms": 20.0, "index_build_s": 120.0}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 1) if ordered else 0.0
+
+
+def conversation(client: httpx.Client, url: str, name: str, questions: list[str], turns: int) -> list[float]:
+    """One citizen: a question, then follow-ups; the latency of every message in ms."""
+    out = []
+    for turn in range(turns):
+        text = questions[turn % len(questions)] if turn % 2 == 0 else FOLLOW_UPS[turn % len(FOLLOW_UPS)]
+        started = time.perf_counter()
+        response = client.post(url, json={"sender": name, "message": text}, timeout=120)
+        out.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return out
+
+
+def run_load(stack: Stack, questions: list[str], conversations: int, concurrency: int, turns: int) -> dict:
+    url = f"{stack.rasa_url}/webhooks/rest/webhook"
+    latencies: list[float] = []
+    lock = threading.Lock()
+    started = time.perf_counter()
+
+    def one(i: int) -> None:
+        with httpx.Client() as client:
+            got = conversation(client, url, f"bench-{concurrency}-{i}-{time.time_ns()}",
+                               questions[i % len(questions):] + questions[: i % len(questions)], turns)
+        with lock:
+            latencies.extend(got)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(conversations)))
+    seconds = time.perf_counter() - started
+    return {"concurrency": concurrency, "messages": len(latencies), "p50_ms": pct(latencies, 0.5),
+            "p95_ms": pct(latencies, 0.95), "p99_ms": pct(latencies, 0.99),
+            "messages_per_s": round(len(latencies) / seconds, 1)}
+
+
+def retrieval_figures(questions: list[str]) -> dict:
+    from bot.service import GuideService
+    from bot.settings import load_settings
+
+    service = GuideService.from_settings(load_settings())
+    service.search("预热")
+    times = []
+    for _ in range(3):
+        for q in questions:
+            started = time.perf_counter()
+            service.search(q)
+            times.append((time.perf_counter() - started) * 1000)
+    return {"queries": len(times), "p50_ms": pct(times, 0.5), "p95_ms": pct(times, 0.95)}
+
+
+def index_build() -> dict:
+    """A fresh build of the bundled base into a temporary folder, in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, GUIDE_INDEX_DIR=str(Path(tmp) / "index"))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv/actions/bin/knowledge"), "build-index", "--force"], env=env, check=True,
+                       capture_output=True)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        manifest = json.loads((Path(tmp) / "index" / "manifest.json").read_text())
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(max(peak, before) / 1024, 1),
+            "guides": manifest["guides"], "vectors": manifest["vectors"], "index_type": manifest["index_type"]}
+
+
+def train_time() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        subprocess.run([str(RASA_BIN), "train", "--out", tmp, "--fixed-model-name", "bench"], cwd=ROOT,
+                       env=dict(os.environ, RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="2"),
+                       check=True, capture_output=True)
+        return {"seconds": round(time.perf_counter() - started, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=60, help="conversations per concurrency level")
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--no-train", action="store_true", help="skip the rasa train timing (~2 min)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench.json")
+    args = parser.parse_args()
+    questions = [q.question for q in load_questions(DEFAULT_QUESTIONS) if q.split == "test" and q.expected]
+    report: dict = {"machine": {"cpus": os.cpu_count()}}
+
+    print("retrieval ...", flush=True)
+    report["retrieval"] = retrieval_figures(questions)
+    print("index build (bundled base) ...", flush=True)
+    report["index_build"] = index_build()
+    scale = ROOT / "results" / "bench_scale.json"
+    report["index_100k"] = json.loads(scale.read_text()) if scale.is_file() else "not run: make bench-scale"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("starting the servers ...", flush=True)
+        stack = start_stack(Path(tmp))
+        try:
+            for warm in questions[:5]:
+                stack.say("bench-warm-up", warm)
+            print("single conversation ...", flush=True)
+            report["single"] = run_load(stack, questions, args.conversations // 2, 1, args.turns)
+            report["saturation"] = []
+            for concurrency in (5, 10, 20, 40):
+                print(f"{concurrency} conversations at once ...", flush=True)
+                report["saturation"].append(run_load(stack, questions, args.conversations, concurrency, args.turns))
+            report["concurrent_20"] = next(r for r in report["saturation"] if r["concurrency"] == 20)
+            report["rss_mb"] = {"rasa": stack.rasa.rss_mb(), "actions": stack.actions.rss_mb()}
+        finally:
+            stack.stop()
+    if not args.no_train:
+        print("rasa train ...", flush=True)
+        report["train"] = train_time()
+
+    report["targets"] = TARGETS
+    print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"written to {args.out}")
+    return 0
+
+
+def print_table(r: dict) -> None:
+    def row(name: str, value: str, target: str = "") -> None:
+        print(f"  {name:<44}{value:<28}{target}")
+
+    print("\nbenchmark (loopback, this machine)")
+    row("figure", "measured", "target")
+    s, c = r["single"], r["concurrent_20"]
+    row("REST round trip, 1 conversation", f"p50 {s['p50_ms']} / p95 {s['p95_ms']} / p99 {s['p99_ms']} ms")
+    ok = "met" if c["p95_ms"] < TARGETS["p95_ms_at_20"] else "NOT met"
+    row("REST round trip, 20 conversations at once", f"p50 {c['p50_ms']} / p95 {c['p95_ms']} / p99 {c['p99_ms']} ms",
+        f"p95 < 300 ms ({ok})")
+    best = max(r["saturation"], key=lambda x: x["messages_per_s"])
+    row("messages per second at saturation", f"{best['messages_per_s']} (at {best['concurrency']} at once)")
+    ok = "met" if r["retrieval"]["p95_ms"] < TARGETS["retrieval_p95_ms"] else "NOT met"
+    row("retrieval alone", f"p50 {r['retrieval']['p50_ms']} / p95 {r['retrieval']['p95_ms']} ms",
+        f"p95 < 20 ms ({ok})")
+    b = r["index_build"]
+    ok = "met" if b["seconds"] < TARGETS["index_build_s"] else "NOT met"
+    row(f"index build, bundled base ({b['guides']} guides)", f"{b['seconds']} s, peak {b['peak_rss_mb']} MB",
+        f"< 120 s ({ok})")
+    big = r["index_100k"]
+    if isinstance(big, dict):
+        row("index build, 100,000 synthetic guides", f"{big['build_seconds']} s, peak {big['peak_rss_mb']} MB, "
+            f"query p95 {big['query_p95_ms']} ms")
+    else:
+        row("index build, 100,000 synthetic guides", big)
+    row("resident memory", f"Rasa {r['rss_mb']['rasa']:.0f} MB, actions {r['rss_mb']['actions']:.0f} MB")
+    if "train" in r:
+        row("rasa train", f"{r['train']['seconds']} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
