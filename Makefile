@@ -34,7 +34,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -92,7 +92,7 @@ run: setup
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings
 
-test: setup validate lint test-unit test-stories test-e2e
+test: setup validate lint test-unit test-stories test-e2e test-scaled
 
 # Every conversation flow in tests/rasa/ (NLU and dialogue together): zero prediction errors.
 test-stories: $(RASA_MODEL)
@@ -112,6 +112,28 @@ postgres:
 
 test-e2e: setup
 	$(APY) -m pytest -m e2e -q
+
+# The scaled deployment (endpoints-scaled.yml, bot/scaled.py): PostgreSQL tracker and ticket
+# stores, a Redis lock store, two Rasa servers and two action servers behind two nginx
+# balancers, all on loopback. Debian's packages, installed when missing (as root).
+scaled-packages: postgres
+	@{ command -v redis-server || test -x /usr/bin/redis-server; } >/dev/null 2>&1 && \
+	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's redis-server and nginx (lock store and balancers of the scaled deployment)"; \
+	    install() { nginx=nginx-light; apt-cache show nginx-light >/dev/null 2>&1 || nginx=nginx; \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server $$nginx >/dev/null; }; \
+	    install || { apt-get update -q >/dev/null && install; }; \
+	  else echo "redis-server or nginx is missing: sudo apt-get install redis-server nginx-light"; exit 1; fi; }
+
+# Start the scaled deployment on loopback and print its one address; Ctrl-C stops it (data: var/scaled).
+scaled: setup scaled-packages
+	$(APY) -m bot.scaled
+
+# Its end-to-end tests (the last step of `make test`): one conversation across both Rasa servers,
+# a ticket in PostgreSQL, 20 conversations at once, and one Rasa and one action server down.
+test-scaled: setup scaled-packages
+	$(APY) -m pytest tests/scaled -q
 
 # Retrieval quality on the frozen test split, with two lexical baselines (see knowledge/eval/README.md).
 eval: index

@@ -75,86 +75,24 @@ def write_jsonl(path: Path, records: list[object]) -> Path:
     return path
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
+def _postgres():
+    import tempfile
 
+    from bot.postgres import Postgres
 
-class PgCluster:
-    """A throw-away PostgreSQL server (Debian's package) on a free loopback port, which a test
-    can stop and start again (to see what a dead database does)."""
-
-    def __init__(self) -> None:
-        import os
-        import pwd
-        import shutil
-        import socket
-        import subprocess
-        import tempfile
-
-        bin_dir = _pg_bin()
-        if bin_dir is None:
-            pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql (`make test` does)")
-        self.bin = bin_dir
-        # Not under pytest's own tmp folder: its parents are private to root, and the server runs
-        # as the postgres user when the tests run as root (initdb refuses root).
-        self.root = Path(tempfile.mkdtemp(prefix="guide-pg-"))
-        self.data = self.root / "data"
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
-            os.chown(self.root, user.pw_uid, user.pw_gid)
-            self.as_user = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        subprocess.run([*self.as_user, str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
-                        "postgres", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _ctl(self, *args: str) -> None:
-        import subprocess
-
-        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
-                       check=True, capture_output=True)
-
-    def start(self) -> None:
-        import time
-
-        import sqlalchemy as sa
-
-        self._ctl("-l", str(self.root / "pg.log"), "-w", "-t", "60",
-                  "-o", f"-p {self.port} -h 127.0.0.1 -k {self.root}", "start")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                engine = sa.create_engine(self.url)
-                with engine.connect():
-                    engine.dispose()
-                    return
-            except sa.exc.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-
-    def stop(self) -> None:
-        self._ctl("-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        import contextlib
-        import shutil
-        import subprocess
-
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+    try:
+        cluster = Postgres(Path(tempfile.mkdtemp(prefix="guide-pg-")))
+    except RuntimeError as error:
+        pytest.fail(f"{error} (`make test` installs it)")
+    cluster.temporary = True  # a throw-away cluster: remove() deletes its folder
+    cluster.start()
+    return cluster
 
 
 @pytest.fixture(scope="session")
 def pg_url():
     """A PostgreSQL server for the whole session."""
-    cluster = PgCluster()
-    cluster.start()
+    cluster = _postgres()
     try:
         yield cluster.url
     finally:
@@ -164,8 +102,7 @@ def pg_url():
 @pytest.fixture
 def pg_cluster():
     """A PostgreSQL server of one's own, to stop and start within a test."""
-    cluster = PgCluster()
-    cluster.start()
+    cluster = _postgres()
     try:
         yield cluster
     finally:
