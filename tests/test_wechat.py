@@ -1,0 +1,101 @@
+"""WeChat's signature, freshness, replay and message rules, checked against vectors computed here
+independently of the module (and WeChat's own documented example)."""
+
+import hashlib
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.wechat import (
+    ReplayGuard,
+    WeChatError,
+    parse_message,
+    reply_xml,
+    signature,
+    split_text,
+    verify,
+)
+
+TOKEN = "AAAAA"
+TS, NONCE = "1714036504", "1514711492"
+DOCUMENTED = "f464b24fc39322e44b38aa78f5edd27bd1441696"  # WeChat's documented example
+
+
+def independent(token: str, timestamp: str, nonce: str) -> str:
+    parts = [token, timestamp, nonce]
+    parts.sort()
+    digest = hashlib.new("sha1")
+    for part in parts:
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+def test_documented_example():
+    assert signature(TOKEN, TS, NONCE) == DOCUMENTED == independent(TOKEN, TS, NONCE)
+    verify(TOKEN, TS, NONCE, DOCUMENTED, now=int(TS) + 10)
+
+
+@settings(max_examples=100)
+@given(token=st.text(min_size=1, max_size=32), ts=st.integers(0, 2**31).map(str),
+       nonce=st.text(alphabet="0123456789abcdef", min_size=1, max_size=20))
+def test_signature_matches_an_independent_computation(token, ts, nonce):
+    assert signature(token, ts, nonce) == independent(token, ts, nonce)
+
+
+@pytest.mark.parametrize(("token", "ts", "nonce", "sig", "why"), [
+    (TOKEN, TS, NONCE, "0" * 40, "bad signature"),
+    ("BBBBB", TS, NONCE, DOCUMENTED, "bad signature"),
+    (TOKEN, TS, NONCE, None, "required"),
+    (TOKEN, "abc", NONCE, DOCUMENTED, "malformed"),
+    ("", TS, NONCE, DOCUMENTED, "no WeChat token"),
+])
+def test_bad_requests_are_refused(token, ts, nonce, sig, why):
+    with pytest.raises(WeChatError, match=why):
+        verify(token, ts, nonce, sig, now=int(TS))
+
+
+def test_stale_and_replayed_requests_are_refused():
+    with pytest.raises(WeChatError, match="stale"):
+        verify(TOKEN, TS, NONCE, DOCUMENTED, now=int(TS) + 301)
+    guard = ReplayGuard()
+    verify(TOKEN, TS, NONCE, DOCUMENTED, now=int(TS), guard=guard)
+    with pytest.raises(WeChatError, match="replayed"):
+        verify(TOKEN, TS, NONCE, DOCUMENTED, now=int(TS) + 5, guard=guard)
+
+
+def test_parse_and_reply():
+    body = ("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName>"
+            "<CreateTime>1714036504</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            "<Content><![CDATA[我身份证过期了怎么办]]></Content><MsgId>42</MsgId></xml>").encode()
+    message = parse_message(body)
+    assert (message.from_user, message.to_user, message.msg_type, message.msg_id) == ("oUser", "gh_1", "text", "42")
+    assert message.content == "我身份证过期了怎么办"
+    reply = ET.fromstring(reply_xml(message, "答复]]>含结束符", now=1))
+    assert reply.findtext("ToUserName") == "oUser" and reply.findtext("FromUserName") == "gh_1"
+    assert reply.findtext("Content") == "答复]]>含结束符"
+
+
+@pytest.mark.parametrize("body", [
+    b"not xml", b"<html></html>", b"<xml><MsgType>text</MsgType></xml>",
+    b'<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>', b"<xml>" + b"a" * 70_000 + b"</xml>",
+])
+def test_bad_bodies_are_refused(body):
+    with pytest.raises(WeChatError):
+        parse_message(body)
+
+
+@settings(max_examples=200)
+@given(text=st.text(max_size=3000), limit=st.integers(8, 300))
+def test_split_keeps_everything_within_the_limit(text, limit):
+    pieces = split_text(text, limit)
+    assert all(len(p.encode("utf-8")) <= limit for p in pieces)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+
+
+def test_a_long_answer_splits_at_line_breaks():
+    text = "\n".join(f"{i}. 原居民身份证（原件，1份）；来源：申请人自备" for i in range(200))
+    pieces = split_text(text)
+    assert len(pieces) > 1 and all(len(p.encode()) <= 2048 for p in pieces)
+    assert all(not p.startswith("\n") and p.split("\n")[0][0].isdigit() for p in pieces)
