@@ -174,3 +174,15 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
         stack.stop()
         raise
     return stack
+
+
+def texts(messages: list[dict]) -> str:
+    """The text of every message the assistant sent, one per line."""
+    return "\n".join(str(m.get("text", "")) for m in messages)
+
+
+def new_sender(prefix: str) -> str:
+    """A fresh conversation id, so tests never share a tracker."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -2,10 +2,11 @@
 comes back, and a restart of every process with conversations and tickets kept."""
 
 import re
-import uuid
 
 import httpx
 import pytest
+
+from bot.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -17,12 +18,9 @@ def guide(servers, payload, *, raw: bytes | None = None) -> httpx.Response:
     return httpx.post(url, json=payload, timeout=60)
 
 
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
-
 
 def sender() -> str:
-    return f"e2e-r-{uuid.uuid4().hex[:8]}"
+    return new_sender("e2e-r")
 
 
 def test_guide_channel_answers_like_rest(servers):

@@ -1,20 +1,18 @@
 """End to end: Chinese messages over real HTTP to the REST channel, answers from the real
 action server (real model, real FAISS index over the whole bundled knowledge base)."""
 
-import uuid
 
 import httpx
 import pytest
 
+from bot.stack import new_sender, texts
+
 pytestmark = pytest.mark.e2e
 
 
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
-
 
 def sender() -> str:
-    return f"e2e-{uuid.uuid4().hex[:8]}"
+    return new_sender("e2e")
 
 
 def test_identity_card_expired_gets_the_renewal_guide(servers):

@@ -3,22 +3,20 @@ in the real stores (tickets in SQLite; Rasa's tracker store masked)."""
 
 import re
 import sqlite3
-import uuid
 
 import httpx
 import pytest
+
+from bot.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 
 PHONE = "13812345678"
 
 
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
-
 
 def sender() -> str:
-    return f"e2e-t-{uuid.uuid4().hex[:8]}"
+    return new_sender("e2e-t")
 
 
 def file_ticket(servers, user: str) -> str:

@@ -6,7 +6,6 @@ action server going down and coming back."""
 from __future__ import annotations
 
 import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -14,18 +13,16 @@ import pytest
 import sqlalchemy as sa
 
 from bot.scaled import ScaledStack
+from bot.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 
 PHONE = "13812345678"
 
 
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
-
 
 def sender() -> str:
-    return f"scaled-{uuid.uuid4().hex[:8]}"
+    return new_sender("scaled")
 
 
 def query(url: str, sql: str, **params: object) -> list[tuple]:
