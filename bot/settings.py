@@ -57,6 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Window staff who may use the staff API and page, as name:token pairs separated by commas."),
     Setting("STAFF_HOST", "127.0.0.1", "Interface the staff server (API and page) listens on."),
     Setting("STAFF_PORT", "5056", "Port of the staff server."),
+    Setting("WECHAT_TOKEN", "",
+            "Token set in WeChat's developer settings; without it the WeChat channel refuses every request."),
     Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
     Setting("ACTION_PORT", "5055", "Port of the action server."),
     Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),

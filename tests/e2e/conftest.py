@@ -9,13 +9,16 @@ import pytest
 
 from bot.stack import Stack, missing_parts, start_stack
 
+#: The token the WeChat channel is started with in these tests.
+WECHAT_TOKEN = "e2e-wechat-token"
+
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     problems = missing_parts()
     if problems:
         pytest.fail("; ".join(problems) + " (make test does it)")
-    stack = start_stack(tmp_path_factory.mktemp("stack"))
+    stack = start_stack(tmp_path_factory.mktemp("stack"), {"WECHAT_TOKEN": WECHAT_TOKEN})
     try:
         yield stack
     finally:
