@@ -20,12 +20,6 @@ MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?
 IDENTITY = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 
 
-def is_mobile(text: str) -> bool:
-    """True for exactly one mainland mobile number (spaces, dashes and +86 allowed)."""
-    match = MOBILE.fullmatch(text.strip())
-    return match is not None
-
-
 def normalize_mobile(text: str) -> str | None:
     """'+86 138-1234-5678' -> '13812345678'; None when it is not a mainland mobile number."""
     match = MOBILE.fullmatch(text.strip())

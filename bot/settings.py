@@ -88,17 +88,24 @@ class Settings:
     sheet_url: str
     action_host: str
     action_port: int
-    tickets_db_url: str = "sqlite:///var/tickets.db"
-    hall_timezone: str = "Asia/Shanghai"
-    staff_tokens: tuple[tuple[str, str], ...] = ()
-    staff_host: str = "127.0.0.1"
-    staff_port: int = 5056
+    tickets_db_url: str
+    hall_timezone: str
+    staff_tokens: tuple[tuple[str, str], ...]
+    staff_host: str
+    staff_port: int
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some values changed (handy in tests and the CLI)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
+
+
+def raw_setting(name: str, env: Mapping[str, str] | None = None) -> str:
+    """One setting as text, from ``env`` (default: the process environment) or the table's default.
+
+    For processes that need one value and nothing else (the Rasa server's channels)."""
+    return _raw(os.environ if env is None else env, name)
 
 
 def _raw(env: Mapping[str, str], name: str) -> str:
@@ -164,9 +171,7 @@ def _db_url(value: str) -> str:
     """A relative SQLite path is taken from the project folder, like the other paths."""
     prefix = "sqlite:///"
     if value.startswith(prefix) and not value.startswith(prefix + "/") and value != "sqlite:///:memory:":
-        path = ROOT / value[len(prefix):]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return prefix + str(path)
+        return prefix + str(ROOT / value[len(prefix):])
     if "://" not in value:
         raise ConfigError(f"TICKETS_DB_URL={value!r} is not a database URL (sqlite:///… or postgresql+psycopg://…)")
     return value

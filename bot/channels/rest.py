@@ -25,15 +25,17 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.settings import raw_setting
+
 logger = logging.getLogger(__name__)
 
 #: Longer messages are refused with a clear error instead of being cut silently.
 MAX_MESSAGE = 2000
 _SENDER = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
-HOTLINE = "12345"
 
 
-def unavailable_message(hotline: str = HOTLINE) -> dict[str, Any]:
+def unavailable_message(hotline: str | None = None) -> dict[str, Any]:
+    hotline = hotline or raw_setting("GUIDE_HOTLINE")
     return {"text": f"抱歉，系统暂时繁忙，没能回答您的问题。请稍后再试；也可以拨打 {hotline}，"
                     "或到政务服务大厅的“办不成事反映窗口”寻求帮助。",
             "custom": {"answer": {"kind": "unavailable"}}}

@@ -66,9 +66,15 @@ class WeChatChannel(GuideChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         return cls((credentials or {}).get("token"))
 
-    def _check(self, request: Request) -> None:
+    def _refused(self, request: Request, what: str) -> HTTPResponse | None:
+        """A 403 unless the request is signed with the token, fresh and not a replay."""
         args = request.args
-        verify(self.token, args.get("timestamp"), args.get("nonce"), args.get("signature"), guard=self.guard)
+        try:
+            verify(self.token, args.get("timestamp"), args.get("nonce"), args.get("signature"), guard=self.guard)
+        except WeChatError as error:
+            logger.warning("WeChat %s refused: %s", what, error)
+            return response.text("forbidden", status=403)
+        return None
 
     def _next_part(self, user: str) -> str | None:
         with self._lock:
@@ -95,20 +101,14 @@ class WeChatChannel(GuideChannel):
 
         @hook.route("/webhook", methods=["GET"])
         async def verify_url(request: Request) -> HTTPResponse:
-            try:
-                self._check(request)
-            except WeChatError as error:
-                logger.warning("WeChat URL verification refused: %s", error)
-                return response.text("forbidden", status=403)
-            return response.text(request.args.get("echostr", ""))
+            refused = self._refused(request, "URL verification")
+            return refused or response.text(request.args.get("echostr", ""))
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            try:
-                self._check(request)
-            except WeChatError as error:
-                logger.warning("WeChat message refused: %s", error)
-                return response.text("forbidden", status=403)
+            refused = self._refused(request, "message")
+            if refused:
+                return refused
             try:
                 incoming = parse_message(request.body or b"")
             except WeChatError as error:

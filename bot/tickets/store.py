@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,6 @@ from bot.errors import BotError
 from bot.privacy import mask_text
 from bot.tickets.model import (
     CATEGORIES,
-    STATUSES,
     TRIAGE,
     HistoryEntry,
     NewTicket,
@@ -145,6 +145,9 @@ class TicketStore:
         kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
             kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = sa.create_engine(url, **kwargs)
@@ -252,7 +255,7 @@ class TicketStore:
         return ticket
 
     def list(self, filters: TicketFilter = TicketFilter()) -> list[Ticket]:
-        query = sa.select(tickets.c.id).order_by(tickets.c.due_at)
+        query = sa.select(tickets).order_by(tickets.c.due_at)
         if filters.status:
             query = query.where(tickets.c.status == filters.status)
         if filters.category:
@@ -265,8 +268,8 @@ class TicketStore:
             late = sa.and_(tickets.c.status != "resolved", tickets.c.due_at < self.now())
             query = query.where(late if filters.overdue else sa.not_(late))
         with self._tx() as conn:
-            ids = [row[0] for row in conn.execute(query.limit(max(1, min(filters.limit, 1000))))]
-            return [self._load(conn, i, with_history=False) for i in ids]
+            rows = conn.execute(query.limit(max(1, min(filters.limit, 1000)))).mappings()
+            return [_ticket(row, ()) for row in rows]
 
     # --- staff changes --------------------------------------------------------------
 
@@ -334,23 +337,21 @@ class TicketStore:
         conn.execute(history.insert().values(ticket_id=ticket_id, at=self.now(), actor=actor, action=action,
                                              detail=detail))
 
-    def _load(self, conn: Connection, ticket_id: int, *, with_history: bool = True) -> Ticket:
+    def _load(self, conn: Connection, ticket_id: int) -> Ticket:
+        """One ticket with its history."""
         row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).mappings().one()
-        entries: tuple[HistoryEntry, ...] = ()
-        if with_history:
-            entries = tuple(
-                HistoryEntry(h.at, h.actor, h.action, h.detail)
-                for h in conn.execute(sa.select(history).where(history.c.ticket_id == ticket_id)
-                                      .order_by(history.c.id))
-            )
-        return Ticket(
-            number=row["number"], category=row["category"], description=row["description"], name=row["name"],
-            phone=row["phone"], conversation_id=row["conversation_id"], item=row["item"], source=row["source"],
-            rating=row["rating"], status=row["status"], triage=row["triage"], assignee=row["assignee"],
-            resolution=row["resolution"], created_at=row["created_at"], due_at=row["due_at"],
-            resolved_at=row["resolved_at"], history=entries,
+        entries = tuple(
+            HistoryEntry(h.at, h.actor, h.action, h.detail)
+            for h in conn.execute(sa.select(history).where(history.c.ticket_id == ticket_id).order_by(history.c.id))
         )
+        return _ticket(row, entries)
 
 
-def status_label(status: str) -> str:
-    return STATUSES.get(status, status)
+def _ticket(row: Any, entries: tuple[HistoryEntry, ...]) -> Ticket:
+    return Ticket(
+        number=row["number"], category=row["category"], description=row["description"], name=row["name"],
+        phone=row["phone"], conversation_id=row["conversation_id"], item=row["item"], source=row["source"],
+        rating=row["rating"], status=row["status"], triage=row["triage"], assignee=row["assignee"],
+        resolution=row["resolution"], created_at=row["created_at"], due_at=row["due_at"],
+        resolved_at=row["resolved_at"], history=entries,
+    )
