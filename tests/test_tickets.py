@@ -2,6 +2,8 @@
 
 import datetime as dt
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -145,3 +147,27 @@ def test_working_days_skip_weekends():
 ])
 def test_category_from_text(text, code):
     assert category_from_text(text) == code
+
+
+def test_processes_starting_together_migrate_once(store):
+    """Two action servers behind one address start at the same moment (the scaled
+    deployment); each migrates, and neither may trip over the other's schema."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        store.engine.dispose()
+        Path(store.engine.url.database).unlink()
+    stores = [TicketStore(store.url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+
+    def start(s):
+        barrier.wait()
+        return s.migrate()
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        applied = list(pool.map(start, stores))
+    assert sorted(applied) == [[], [], [], [1]]
+    assert all(s.schema_version() == 1 for s in stores)
+    for s in stores:
+        s.engine.dispose()

@@ -134,6 +134,9 @@ class TicketFilter:
     limit: int = 200
 
 
+_SCHEMA_LOCK_KEY = 0x6775_6964  # "guid": the advisory lock id for schema changes
+
+
 class TicketStore:
     """All ticket data, behind one engine. Build once per process; it is thread-safe."""
 
@@ -182,6 +185,7 @@ class TicketStore:
         """Apply the schema steps this database lacks; return the versions applied."""
         applied: list[int] = []
         with self._tx() as conn:
+            self._lock_schema(conn)
             metadata.create_all(conn, tables=[migrations_table], checkfirst=True)
             done = {row[0] for row in conn.execute(sa.select(migrations_table.c.version))}
             for version, step in MIGRATIONS:
@@ -191,6 +195,16 @@ class TicketStore:
                 conn.execute(migrations_table.insert().values(version=version, applied_at=self.now()))
                 applied.append(version)
         return applied
+
+    def _lock_schema(self, conn: Connection) -> None:
+        """Hold the schema for this transaction, so that processes starting together
+        (two action servers behind one address) migrate one after the other: without it
+        both see no ``schema_migrations`` and both try to create it."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        elif conn.dialect.name == "sqlite":
+            # pysqlite opens no transaction before DDL; take the one writer lock now.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def schema_version(self) -> int:
         with self._tx() as conn:
