@@ -34,7 +34,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -110,8 +110,19 @@ postgres:
 	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; \
 	  else echo "PostgreSQL server binaries are missing: sudo apt-get install postgresql"; exit 1; fi; }
 
-test-e2e: setup
+test-e2e: setup browser-packages
 	$(APY) -m pytest -m e2e -q
+
+# The widget and kiosk tests drive a real headless Chromium (bot/browser.py): Debian's chromium
+# and chromium-driver, and CJK fonts so Chinese renders as text, not boxes. Installed when
+# missing (as root).
+browser-packages:
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver && fc-list :lang=zh 2>/dev/null | grep -q .; } || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium, chromium-driver and fonts-noto-cjk (browser tests)"; \
+	    install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-noto-cjk fontconfig >/dev/null; }; \
+	    install || { apt-get update -q >/dev/null && install; }; \
+	  else echo "chromium, chromium-driver or fonts-noto-cjk is missing: sudo apt-get install chromium chromium-driver fonts-noto-cjk"; exit 1; fi; }
 
 # The scaled deployment (endpoints-scaled.yml, bot/scaled.py): PostgreSQL tracker and ticket
 # stores, a Redis lock store, two Rasa servers and two action servers behind two nginx

@@ -122,3 +122,18 @@ def _ticket_store_in_tmp(tmp_path_factory: pytest.TempPathFactory):
     yield store
     install_store(None)
     store.engine.dispose()
+
+
+@pytest.fixture
+def browser():
+    """A real headless Chromium (bot/browser.py); nothing it loads may leave the machine."""
+    from bot.browser import missing, start_chromium
+
+    problem = missing()
+    if problem:
+        pytest.fail(problem)
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
