@@ -159,7 +159,7 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
                       lambda: _ok(f"{action_url}/health"))
     rasa = Process(
         "Rasa server",
-        [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(rasa_port), "--enable-api", "-m", str(RASA_MODEL),
+        [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(rasa_port), "--enable-api", "--cors", "*", "-m", str(RASA_MODEL),
          "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
         env, data / "rasa.log", lambda: _rasa_ready(f"{rasa_url}/status"),
     )
