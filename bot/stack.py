@@ -159,8 +159,8 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
                       lambda: _ok(f"{action_url}/health"))
     rasa = Process(
         "Rasa server",
-        [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(rasa_port), "--enable-api", "--cors", "*", "-m", str(RASA_MODEL),
-         "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+        [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(rasa_port), "--enable-api", "--cors", "*",
+         "-m", str(RASA_MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
         env, data / "rasa.log", lambda: _rasa_ready(f"{rasa_url}/status"),
     )
     stack = Stack(data, env, rasa_url, action_url, actions, rasa, [actions, rasa])
