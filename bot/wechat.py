@@ -61,7 +61,7 @@ def verify(token: str, timestamp: str | None, nonce: str | None, given: str | No
         raise WeChatError("no WeChat token configured")
     if not timestamp or not nonce or not given:
         raise WeChatError("signature, timestamp and nonce are required")
-    if not timestamp.isdigit() or len(nonce) > 64 or len(given) != 40:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(nonce) > 64 or len(given) != 40:
         raise WeChatError("malformed signature parameters")
     if not hmac.compare_digest(signature(token, timestamp, nonce), given.lower()):
         raise WeChatError("bad signature")
@@ -91,7 +91,8 @@ def parse_message(body: bytes, *, limit: int = 64 * 1024) -> Incoming:
         raise WeChatError("DOCTYPE/ENTITY not allowed")
     try:
         root = ET.fromstring(body)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:
+        # LookupError/ValueError: an unknown or multi-byte encoding declared (WeChat sends UTF-8).
         raise WeChatError(f"not XML ({exc})") from None
     if root.tag != "xml":
         raise WeChatError("not a WeChat message")

@@ -99,3 +99,66 @@ def test_a_long_answer_splits_at_line_breaks():
     pieces = split_text(text)
     assert len(pieces) > 1 and all(len(p.encode()) <= 2048 for p in pieces)
     assert all(not p.startswith("\n") and p.split("\n")[0][0].isdigit() for p in pieces)
+
+
+def _message_xml(sender: str, receiver: str, kind: str, content: str, declaration: bool = False) -> bytes:
+    head = '<?xml version="1.0" encoding="UTF-8"?>' if declaration else ""
+    return (f"{head}<xml><ToUserName><![CDATA[{receiver}]]></ToUserName><FromUserName><![CDATA[{sender}]]>"
+            f"</FromUserName><CreateTime>1714036504</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>42</MsgId></xml>").encode()
+
+
+_words = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)
+_bodies = st.one_of(
+    st.binary(max_size=4000),
+    st.builds(_message_xml, _words, _words, st.sampled_from(["text", "image", "event", ""]), _words,
+              st.booleans()),
+    st.builds(lambda tail: b"<xml>" + tail + b"</xml>", st.binary(max_size=2000)),
+    st.sampled_from([
+        _message_xml("oUser", "gh_1", "text", "<script>alert('x')</script>"),
+        b"<xml><FromUserName><script>alert(1)</script></FromUserName><ToUserName>g</ToUserName>"
+        b"<MsgType>text</MsgType></xml>",
+        _message_xml("oUser", "gh_1", "text", "🙏👨‍👩‍👧身份证🀄" * 50),
+        _message_xml("oUser", "gh_1", "text", "办" * 30_000),
+        b"<xml>" + b"<a>" * 20_000 + b"</xml>",
+        b'<!doctype xml [<!ENTITY lol "lol">]><xml/>',
+        b"<xml><FromUserName>a</FromUserName><ToUserName>b</ToUserName><MsgType>text</MsgType>" + b"x" * 70_000,
+    ]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_bodies)
+def test_any_body_is_parsed_or_refused_with_the_typed_error(body):
+    try:
+        message = parse_message(body)
+    except WeChatError as error:
+        assert str(error)
+    else:
+        assert message.from_user and message.to_user and message.msg_type
+        assert len(body) <= 64 * 1024
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.text(max_size=40), timestamp=st.one_of(st.none(), st.text(max_size=20), st.integers(0, 2**40).map(str)),
+       nonce=st.one_of(st.none(), st.text(max_size=80)), given_sig=st.one_of(st.none(), st.text(max_size=60)),
+       sign=st.booleans())
+def test_any_signature_parameters_verify_or_are_refused_with_the_typed_error(token, timestamp, nonce, given_sig, sign):
+    if sign and timestamp is not None and nonce is not None and timestamp.isascii():
+        given_sig = signature(token, timestamp, nonce)  # correctly signed, so the later checks run too
+    try:
+        verify(token, timestamp, nonce, given_sig, now=int(TS), guard=ReplayGuard())
+    except WeChatError as error:
+        assert str(error)
+
+
+# Found by the fuzz tests above: these once escaped as LookupError/ValueError (a 500, not a 400/403).
+@pytest.mark.parametrize("case", ["unknown encoding", "multi-byte encoding", "non-ASCII digits in the timestamp"])
+def test_odd_encodings_and_digits_are_refused_with_the_typed_error(case):
+    with pytest.raises(WeChatError):
+        if case == "unknown encoding":
+            parse_message(b'<?xml version="1.0" encoding="bogus"?><xml/>')
+        elif case == "multi-byte encoding":
+            parse_message('<?xml version="1.0" encoding="gbk"?><xml><Content>办</Content></xml>'.encode("gbk"))
+        else:
+            verify(TOKEN, "²", NONCE, signature(TOKEN, "²", NONCE), now=int(TS))

@@ -8,17 +8,28 @@ from collections.abc import Iterator
 import pytest
 
 from bot.stack import Stack, missing_parts, start_stack
+from tests.test_miniprogram import FakeWeChat
 
 #: The token the WeChat channel is started with in these tests.
 WECHAT_TOKEN = "e2e-wechat-token"
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def fake_wechat() -> Iterator[FakeWeChat]:
+    """api.weixin.qq.com's code2session on loopback; the mini-program channel logs in against it."""
+    fake = FakeWeChat(appid="wx-e2e-appid", secret="e2e-app-secret").start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory, fake_wechat: FakeWeChat) -> Iterator[Stack]:
     problems = missing_parts()
     if problems:
         pytest.fail("; ".join(problems) + " (make test does it)")
-    stack = start_stack(tmp_path_factory.mktemp("stack"), {"WECHAT_TOKEN": WECHAT_TOKEN})
+    stack = start_stack(tmp_path_factory.mktemp("stack"), {"WECHAT_TOKEN": WECHAT_TOKEN, **fake_wechat.env()})
     try:
         yield stack
     finally:
