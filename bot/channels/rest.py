@@ -10,7 +10,8 @@ out) with two differences that matter to a citizen:
 * if the assistant produced no answer at all (an action server that is down or failed), the
   reply says so politely and gives the hotline and the window, and the next message tries again.
 
-Other channels (web widget, WeChat, kiosk) build on :class:`GuideChannel`.
+Other channels (WeChat, mini-program, kiosk) build on :class:`GuideChannel`. It also serves the
+website widget (``/widget.js``, ``/widget.css``) and a demo host page (``/demo``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.assets import asset
 from bot.settings import raw_setting
 
 logger = logging.getLogger(__name__)
@@ -106,5 +108,20 @@ class GuideChannel(InputChannel):
             except BadRequest as error:
                 return response.json({"error": str(error)}, status=400)
             return response.json(await self.handle(on_new_message, sender, text, metadata))
+
+        # The website widget (bot/static/widget/): one <script src=".../webhooks/guide/widget.js">
+        # embeds it in any site; it loads its stylesheet from the same address and talks to
+        # /webhook above. /demo is a sample host page with the tag and how to embed it.
+        @hook.route("/widget.js", methods=["GET"])
+        async def widget_script(_: Request) -> HTTPResponse:
+            return asset("widget", "guide-widget.js")
+
+        @hook.route("/widget.css", methods=["GET"])
+        async def widget_style(_: Request) -> HTTPResponse:
+            return asset("widget", "guide-widget.css")
+
+        @hook.route("/demo", methods=["GET"])
+        async def widget_demo(_: Request) -> HTTPResponse:
+            return asset("widget", "demo.html")
 
         return hook
