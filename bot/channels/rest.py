@@ -8,7 +8,10 @@ out) with two differences that matter to a citizen:
 * bad input (not JSON, wrong types, no sender, an over-long message) gets a 400 with a clear
   Chinese and English message, never a traceback;
 * if the assistant produced no answer at all (an action server that is down or failed), the
-  reply says so politely and gives the hotline and the window, and the next message tries again.
+  reply says so politely and gives the hotline and the window, and the next message tries again;
+* a client that retries (the widget does, when a reply is lost on a bad network) may send
+  ``metadata.message_id``: the same id from the same sender is answered once, and the retry gets
+  that answer again instead of the assistant handling the message twice.
 
 Other channels (WeChat, mini-program, kiosk) build on :class:`GuideChannel`. It also serves the
 website widget (``/widget.js``, ``/widget.css``) and a demo host page (``/demo``).
@@ -16,8 +19,10 @@ website widget (``/widget.js``, ``/widget.css``) and a demo host page (``/demo``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,8 +72,60 @@ def parse_request(request: Request) -> tuple[str, str, dict[str, Any] | None]:
     return sender, message, metadata
 
 
+class RecentReplies:
+    """Answers to the last few thousand (sender, message id) pairs, for retried requests.
+
+    A retry that arrives while the first attempt is still being answered waits for that answer.
+    The memory is per process: behind a balancer, a retry that lands on another Rasa server is
+    handled again (the ticket store's own idempotency still keeps tickets single).
+    """
+
+    def __init__(self, size: int = 5000) -> None:
+        self.size = size
+        self._replies: OrderedDict[tuple[str, str], asyncio.Future[list[dict[str, Any]]]] = OrderedDict()
+
+    async def once(self, key: tuple[str, str] | None,
+                   answer: Callable[[], Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+        if key is None:
+            return await answer()
+        known = self._replies.get(key)
+        if known is not None:
+            logger.info("repeated message %s from %s: answered again from memory", key[1], key[0])
+            return await asyncio.shield(known)
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._replies[key] = future
+        while len(self._replies) > self.size:
+            self._replies.popitem(last=False)
+        try:
+            result = await answer()
+        except BaseException as error:
+            self._replies.pop(key, None)
+            future.set_exception(error)
+            future.exception()  # retrieved here, so an unwaited future does not warn
+            raise
+        future.set_result(result)
+        if any(_kind(message) == "unavailable" for message in result):
+            self._replies.pop(key, None)  # nothing was answered: a retry should really try again
+        return result
+
+
+def _kind(message: dict[str, Any]) -> str | None:
+    answer = (message.get("custom") or {}).get("answer") if isinstance(message.get("custom"), dict) else None
+    return answer.get("kind") if isinstance(answer, dict) else None
+
+
+def message_key(sender: str, metadata: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(sender, message id) when the client sent a usable ``metadata.message_id``."""
+    message_id = (metadata or {}).get("message_id")
+    if isinstance(message_id, str) and 0 < len(message_id) <= 128:
+        return sender, message_id
+    return None
+
+
 class GuideChannel(InputChannel):
     """JSON in, a list of messages out; polite when the assistant cannot answer."""
+
+    recent: RecentReplies | None = None
 
     @classmethod
     def name(cls) -> str:
@@ -107,7 +164,11 @@ class GuideChannel(InputChannel):
                 sender, text, metadata = parse_request(request)
             except BadRequest as error:
                 return response.json({"error": str(error)}, status=400)
-            return response.json(await self.handle(on_new_message, sender, text, metadata))
+            if self.recent is None:
+                self.recent = RecentReplies()
+            reply = await self.recent.once(message_key(sender, metadata),
+                                           lambda: self.handle(on_new_message, sender, text, metadata))
+            return response.json(reply)
 
         # The website widget (bot/static/widget/): one <script src=".../webhooks/guide/widget.js">
         # embeds it in any site; it loads its stylesheet from the same address and talks to

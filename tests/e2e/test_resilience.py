@@ -103,3 +103,22 @@ def test_fuzzed_requests_never_get_a_5xx(servers, body):
         assert data["error"]
     else:
         assert isinstance(data, list) and data and all("Traceback" not in str(m) for m in data)
+
+
+def test_a_retried_message_is_answered_once(servers):
+    """The widget retries when a reply is lost; the same message id must not be handled twice.
+    The retry here carries different text on purpose: it gets the first answer back, which
+    shows the assistant did not run it again."""
+    url = f"{servers.rasa_url}/webhooks/guide/webhook"
+    user = new_sender("retry")
+
+    def send(text, message_id):
+        body = {"sender": user, "message": text, "metadata": {"message_id": message_id}}
+        response = httpx.post(url, json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        return texts(response.json())
+
+    first = send("我身份证过期了怎么办", "m-1")
+    assert "身份证" in first
+    assert send("那要多少钱？", "m-1") == first
+    assert "20" in send("那要多少钱？", "m-2")

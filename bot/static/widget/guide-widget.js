@@ -464,11 +464,11 @@
     root.dataset.state = reconnecting ? "reconnecting" : busy || state.queue.length ? "sending" : "idle";
   }
 
-  function post(message) {
+  function post(message, id) {
     var ctrl = window.AbortController ? new AbortController() : null;
     controller = ctrl;
     var timer = ctrl ? setTimeout(function () { ctrl.abort(); }, TIMEOUT_MS) : null;
-    var body = JSON.stringify({ sender: state.sender, message: message, metadata: { client: "guide-widget" } });
+    var body = JSON.stringify({ sender: state.sender, message: message, metadata: { client: "guide-widget", message_id: id } });
     return fetch(WEBHOOK, {
       method: "POST",
       mode: "cors",
@@ -518,7 +518,7 @@
     var item = state.queue[0];
     var gen = generation;
     updateIndicators();
-    post(item.message).then(function (result) {
+    post(item.message, item.id).then(function (result) {
       if (gen !== generation) return; // a new conversation started meanwhile
       busy = false;
       if (result.retry) {
