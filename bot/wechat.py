@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -54,6 +55,9 @@ class ReplayGuard:
             return True
 
 
+_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
+
+
 def verify(token: str, timestamp: str | None, nonce: str | None, given: str | None, *,
            now: float | None = None, guard: ReplayGuard | None = None, max_age: int = MAX_AGE) -> None:
     """Raise :class:`WeChatError` unless the request is signed by ``token``, fresh, and new."""
@@ -61,7 +65,7 @@ def verify(token: str, timestamp: str | None, nonce: str | None, given: str | No
         raise WeChatError("no WeChat token configured")
     if not timestamp or not nonce or not given:
         raise WeChatError("signature, timestamp and nonce are required")
-    if not (timestamp.isascii() and timestamp.isdigit()) or len(nonce) > 64 or len(given) != 40:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(nonce) > 64 or not _HEX40.fullmatch(given):
         raise WeChatError("malformed signature parameters")
     if not hmac.compare_digest(signature(token, timestamp, nonce), given.lower()):
         raise WeChatError("bad signature")
@@ -120,9 +124,11 @@ def split_text(text: str, limit_bytes: int = TEXT_LIMIT_BYTES) -> list[str]:
             pieces.append(current)
         current = ""
         while len(line.encode("utf-8")) > limit_bytes:  # one line longer than the limit: cut by characters
-            cut = len(line)
-            while len(line[:cut].encode("utf-8")) > limit_bytes:
-                cut -= max(1, (len(line[:cut].encode("utf-8")) - limit_bytes) // 3)
+            cut, size = 0, 0
+            while cut < len(line) and size + len(line[cut].encode("utf-8")) <= limit_bytes:
+                size += len(line[cut].encode("utf-8"))
+                cut += 1
+            cut = max(cut, 1)  # a limit under one character's bytes still moves on
             pieces.append(line[:cut])
             line = line[cut:]
         current = line

@@ -94,6 +94,14 @@ def test_split_keeps_everything_within_the_limit(text, limit):
     assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
 
 
+def test_a_line_of_four_byte_characters_longer_than_the_limit_is_cut_not_looped():
+    # Found by the test above: the old cut could reach 0 and append empty pieces for ever.
+    text = "😀" * 40 + "\n" + "办" * 30
+    pieces = split_text(text, 20)
+    assert all(0 < len(p.encode("utf-8")) <= 20 for p in pieces)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+
+
 def test_a_long_answer_splits_at_line_breaks():
     text = "\n".join(f"{i}. 原居民身份证（原件，1份）；来源：申请人自备" for i in range(200))
     pieces = split_text(text)
