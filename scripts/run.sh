@@ -66,6 +66,8 @@ wait_for "staff server" $staff_pid "http://$STAFF_HOST:$STAFF_PORT/health" var/l
 cat <<MSG
 The assistant is ready ($(( $(date +%s) - started )) s). Try:
   curl -s $RASA_HOST:$RASA_PORT/webhooks/rest/webhook -d '{"sender": "me", "message": "我身份证过期了怎么办"}'
+Website widget (demo page; embed with one script tag): http://$RASA_HOST:$RASA_PORT/webhooks/guide/demo
+Service-hall kiosk (touch and voice): http://$RASA_HOST:$RASA_PORT/webhooks/kiosk/
 Window staff: http://$STAFF_HOST:$STAFF_PORT/staff ($staff_note).
 Ctrl-C stops all three servers.
 MSG

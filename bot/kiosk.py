@@ -1,0 +1,54 @@
+"""The kiosk's rendering of the assistant's messages (standard library only, tested on its own;
+the channel itself is :mod:`bot.channels.kiosk`).
+
+Every answer arrives as two messages: its text with buttons, then ``custom.answer`` with the same
+answer for other renderings (:func:`actions.actions.send`). The kiosk needs, on each text message,
+what to say aloud and what to print, so :func:`render_kiosk` copies them onto it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from bot.voice.text import spoken_form
+
+#: A guide id the kiosk passes on to the sheet's address (the ids in the knowledge base look like
+#: ``sample-id-card-renew`` or ``gd-11440000…``).
+GUIDE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def _answer_of(message: dict[str, Any]) -> dict[str, Any] | None:
+    custom = message.get("custom")
+    answer = custom.get("answer") if isinstance(custom, dict) else None
+    return answer if isinstance(answer, dict) else None
+
+
+def render_kiosk(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each text message with what the kiosk needs to speak and print it (rendering only).
+
+    An answer's ``custom.answer`` message (sent right after its text) gives the text message
+    before it ``speech``, ``kind`` and, for a one-time notification, ``sheet_url`` and
+    ``print_url``; text without an answer is spoken as :func:`spoken_form` makes it.
+    Rendering an already rendered list changes nothing.
+    """
+    out = [dict(m) for m in messages]
+    last_text: dict[str, Any] | None = None
+    for message in out:
+        if message.get("text"):
+            last_text = message
+        answer = _answer_of(message)
+        if answer is None or last_text is None or "kind" in last_text:
+            continue
+        last_text["kind"] = answer.get("kind")
+        if isinstance(answer.get("speech"), str) and answer["speech"].strip():
+            last_text["speech"] = answer["speech"].strip()
+        ids = answer.get("guide_ids") or []
+        if answer.get("sheet_url") and ids and isinstance(ids[0], str) and GUIDE_ID.match(ids[0]):
+            last_text["sheet_url"] = answer["sheet_url"]
+            last_text["print_url"] = f"sheet/{quote(ids[0], safe='')}"
+    for message in out:
+        if message.get("text") and not message.get("speech"):
+            message["speech"] = spoken_form(str(message["text"]))
+    return out
