@@ -88,13 +88,6 @@ class KioskChannel(GuideChannel):
     def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return render_kiosk(messages)
 
-    async def handle(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]], sender: str, text: str,
-        metadata: dict[str, Any] | None,
-    ) -> list[dict[str, Any]]:
-        # GuideChannel returns its polite "unavailable" answer unrendered; rendering twice changes nothing.
-        return self.render(await super().handle(on_new_message, sender, text, metadata))
-
     def start_warming(self) -> None:
         """Load and run both engines in a background thread (once), so the first citizen does not wait."""
         if self._warm_started:

@@ -72,13 +72,6 @@ class MiniProgramChannel(GuideChannel):
     def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return render_messages(messages)
 
-    async def handle(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]], sender: str, text: str,
-        metadata: dict[str, Any] | None,
-    ) -> list[dict[str, Any]]:
-        # GuideChannel returns its polite "unavailable" answer unrendered; rendering twice changes nothing.
-        return self.render(await super().handle(on_new_message, sender, text, metadata))
-
     @staticmethod
     def _error(error: MiniProgramError) -> HTTPResponse:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status == 401 else None

@@ -145,10 +145,10 @@ class GuideChannel(InputChannel):
             await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
         except Exception:
             logger.exception("message from %s could not be handled", sender)
-            return [unavailable_message()]
+            return self.render([unavailable_message()])
         if not collector.messages:
             logger.warning("no answer for %s (is the action server up?)", sender)
-            return [unavailable_message()]
+            return self.render([unavailable_message()])
         return self.render(collector.messages)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
