@@ -39,7 +39,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.assets import asset
-from bot.channels.rest import BadRequest, GuideChannel, parse_request
+from bot.channels.rest import GuideChannel
 from bot.kiosk import GUIDE_ID, render_kiosk
 from bot.settings import raw_setting
 from bot.voice import Voice, VoiceConfig, VoiceError, VoiceUnavailable
@@ -180,11 +180,7 @@ class KioskChannel(GuideChannel):
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            try:
-                sender, text, metadata = parse_request(request)
-            except BadRequest as error:
-                return response.json({"error": str(error)}, status=400)
-            return response.json(await self.handle(on_new_message, sender, text, metadata))
+            return await self.receive_json(request, on_new_message)
 
         @hook.route("/listen", methods=["POST"])
         async def listen(request: Request) -> HTTPResponse:

@@ -151,6 +151,20 @@ class GuideChannel(InputChannel):
             return self.render([unavailable_message()])
         return self.render(collector.messages)
 
+    async def receive_json(
+        self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> HTTPResponse:
+        """``POST /webhook`` of this channel and of those that share its JSON (the kiosk)."""
+        try:
+            sender, text, metadata = parse_request(request)
+        except BadRequest as error:
+            return response.json({"error": str(error)}, status=400)
+        if self.recent is None:
+            self.recent = RecentReplies()
+        reply = await self.recent.once(message_key(sender, metadata),
+                                       lambda: self.handle(on_new_message, sender, text, metadata))
+        return response.json(reply)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"guide_channel_{type(self).__name__}", __name__)
 
@@ -160,15 +174,7 @@ class GuideChannel(InputChannel):
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            try:
-                sender, text, metadata = parse_request(request)
-            except BadRequest as error:
-                return response.json({"error": str(error)}, status=400)
-            if self.recent is None:
-                self.recent = RecentReplies()
-            reply = await self.recent.once(message_key(sender, metadata),
-                                           lambda: self.handle(on_new_message, sender, text, metadata))
-            return response.json(reply)
+            return await self.receive_json(request, on_new_message)
 
         # The website widget (bot/static/widget/): one <script src=".../webhooks/guide/widget.js">
         # embeds it in any site; it loads its stylesheet from the same address and talks to
