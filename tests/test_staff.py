@@ -410,3 +410,49 @@ def test_the_page_is_labelled_and_its_script_finds_every_element():
     assert re.findall(r"<th\b(?![^>]*\bscope=)", html) == []
     assert "<a " not in html.replace('<a class="skip-link" href="#main">', "")  # actions are <button>s
     assert re.search(r"font-size:\s*16px", (STATIC / "staff.css").read_text(encoding="utf-8"))
+
+
+# --- the page in a real browser -----------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_the_staff_page_in_a_real_browser(server, browser):
+    """Headless Chromium: sign in, overdue tickets stand out, citizen text stays text, phones stay
+    masked until opened, and the page loads nothing from outside the machine."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from bot.browser import console_errors, outside_requests, requested_urls
+
+    wait = WebDriverWait(browser, 20)
+    browser.set_window_size(1366, 900)
+    browser.get(f"{server.url}/staff")
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "signin-button").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "app")))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-number="{server.numbers["fresh"]}"]'))
+    assert browser.find_element(By.ID, "staff-name").text == "window1"
+
+    late = browser.find_element(By.CSS_SELECTOR, f'tr[data-number="{server.numbers["late"]}"]')
+    assert "overdue" in late.get_attribute("class") and "已超时" in late.text
+    fresh = browser.find_element(By.CSS_SELECTOR, f'tr[data-number="{server.numbers["fresh"]}"]')
+    assert "overdue" not in fresh.get_attribute("class")
+    assert "<b>李四</b>" in fresh.text  # shown as typed, not as markup
+    assert "13712345678" not in browser.find_element(By.ID, "ticket-rows").text
+
+    fresh.find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "detail")))
+    wait.until(lambda d: '<img src=x onerror="alert(1)">' in d.find_element(By.ID, "detail-fields").text)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#detail-fields img, #ticket-rows img, #ticket-rows b")
+    assert "13712345678" not in browser.find_element(By.ID, "detail-phone").text
+    browser.find_element(By.ID, "reveal-phone").click()
+    wait.until(lambda d: "13712345678" in d.find_element(By.ID, "detail-phone").text)
+    assert any(e["action"] == "viewed_phone" and e["actor"] == "window1"
+               for e in server.ticket("fresh")["history"])
+
+    out = Path(__file__).resolve().parents[1] / "results" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(out / "staff.png"))
+    assert outside_requests(requested_urls(browser)) == []
+    assert console_errors(browser) == []
