@@ -20,11 +20,11 @@ import io
 import logging
 import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bot.lazy import Lazy
 from bot.voice.base import (
     MAX_AUDIO_SECONDS,
     MIN_AUDIO_SECONDS,
@@ -70,8 +70,7 @@ class WhisperRecognizer:
         #: Whisper's default (0.6) one-word answers such as "护照" were dropped now and then.
         self.no_speech_threshold = 0.9
         self.load_seconds: float | None = None
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model: Lazy[Any] = Lazy(self._load)
 
     @staticmethod
     def missing() -> str | None:
@@ -85,28 +84,28 @@ class WhisperRecognizer:
 
     def model(self) -> Any:
         """The loaded model (assembled and loaded on the first call)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    problem = self.missing()
-                    if problem:
-                        raise VoiceUnavailable(f"语音识别不可用 ({problem})")
-                    from bot.voice.model import ensure_model
+        return self._model.get()
 
-                    started = time.perf_counter()
-                    ensure_model(self.model_dir)
-                    from faster_whisper import WhisperModel
+    def _load(self) -> Any:
+        problem = self.missing()
+        if problem:
+            raise VoiceUnavailable(f"语音识别不可用 ({problem})")
+        from bot.voice.model import ensure_model
 
-                    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per recording
+        started = time.perf_counter()
+        ensure_model(self.model_dir)
+        from faster_whisper import WhisperModel
 
-                    try:
-                        self._model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
-                                                   cpu_threads=self.threads, local_files_only=True)
-                    except (RuntimeError, ValueError, OSError) as error:
-                        raise VoiceUnavailable(f"语音识别模型无法加载 ({error})") from error
-                    self.load_seconds = time.perf_counter() - started
-                    logger.info("Whisper model loaded from %s in %.1f s", self.model_dir, self.load_seconds)
-        return self._model
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per recording
+
+        try:
+            model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
+                                 cpu_threads=self.threads, local_files_only=True)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise VoiceUnavailable(f"语音识别模型无法加载 ({error})") from error
+        self.load_seconds = time.perf_counter() - started
+        logger.info("Whisper model loaded from %s in %.1f s", self.model_dir, self.load_seconds)
+        return model
 
     def warm(self) -> None:
         """Load the model and run it once: the first run allocates and packs its buffers (seconds).

