@@ -12,17 +12,12 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from bot.channels import answer_of
 from bot.voice.text import spoken_form
 
 #: A guide id the kiosk passes on to the sheet's address (the ids in the knowledge base look like
 #: ``sample-id-card-renew`` or ``gd-11440000…``).
 GUIDE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-
-
-def _answer_of(message: dict[str, Any]) -> dict[str, Any] | None:
-    custom = message.get("custom")
-    answer = custom.get("answer") if isinstance(custom, dict) else None
-    return answer if isinstance(answer, dict) else None
 
 
 def render_kiosk(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,7 +33,7 @@ def render_kiosk(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for message in out:
         if message.get("text"):
             last_text = message
-        answer = _answer_of(message)
+        answer = answer_of(message)
         if answer is None or last_text is None or "kind" in last_text:
             continue
         last_text["kind"] = answer.get("kind")

@@ -41,6 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.channels import answer_of
+
 #: WeChat's API host; tests and private deployments point MINIPROGRAM_API_BASE elsewhere.
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 #: Same limit as the guide channel (:data:`bot.channels.rest.MAX_MESSAGE`; the channel passes that one).
@@ -419,8 +421,9 @@ def render_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if message.get("image"):
             rendered.append({"type": "image", "url": str(message["image"])})
         custom = message.get("custom")
-        if isinstance(custom, dict) and isinstance(custom.get("answer"), dict):
-            rendered.append(_card(custom["answer"], heading))
+        answer = answer_of(message)
+        if isinstance(custom, dict) and answer is not None:
+            rendered.append(_card(answer, heading))
             extra.update({k: v for k, v in custom.items() if k != "answer"})
         elif custom is not None:
             extra.update(custom if isinstance(custom, dict) else {"custom": custom})

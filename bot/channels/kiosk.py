@@ -38,6 +38,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import settings_with
 from bot.channels.assets import asset
 from bot.channels.rest import GuideChannel
 from bot.kiosk import GUIDE_ID, render_kiosk
@@ -81,9 +82,7 @@ class KioskChannel(GuideChannel):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         """Settings from the environment; ``credentials.yml`` may override any KIOSK_* of them."""
-        given = {f"KIOSK_{key.upper()}": str(value)
-                 for key, value in (credentials or {}).items() if key in _CREDENTIALS and value is not None}
-        return cls(VoiceConfig.from_settings(lambda name: given.get(name, raw_setting(name))))
+        return cls(VoiceConfig.from_settings(settings_with("KIOSK", _CREDENTIALS, credentials, raw_setting)))
 
     def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return render_kiosk(messages)

@@ -28,6 +28,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import settings_with
 from bot.channels.rest import MAX_MESSAGE, GuideChannel
 from bot.miniprogram import (
     Config,
@@ -65,9 +66,7 @@ class MiniProgramChannel(GuideChannel):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         """Settings from the environment; ``credentials.yml`` may override any of them."""
-        given = {f"MINIPROGRAM_{key.upper()}": str(value)
-                 for key, value in (credentials or {}).items() if key in _CREDENTIALS and value is not None}
-        return cls(Config.from_values(lambda name: given.get(name, raw_setting(name))))
+        return cls(Config.from_values(settings_with("MINIPROGRAM", _CREDENTIALS, credentials, raw_setting)))
 
     def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return render_messages(messages)

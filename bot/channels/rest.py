@@ -31,6 +31,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import answer_of
 from bot.channels.assets import asset
 from bot.settings import raw_setting
 
@@ -104,14 +105,9 @@ class RecentReplies:
             future.exception()  # retrieved here, so an unwaited future does not warn
             raise
         future.set_result(result)
-        if any(_kind(message) == "unavailable" for message in result):
+        if any((answer_of(message) or {}).get("kind") == "unavailable" for message in result):
             self._replies.pop(key, None)  # nothing was answered: a retry should really try again
         return result
-
-
-def _kind(message: dict[str, Any]) -> str | None:
-    answer = (message.get("custom") or {}).get("answer") if isinstance(message.get("custom"), dict) else None
-    return answer.get("kind") if isinstance(answer, dict) else None
 
 
 def message_key(sender: str, metadata: dict[str, Any] | None) -> tuple[str, str] | None:
