@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -17,12 +18,12 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.privacy import mask_phone, normalize_mobile
+from bot.privacy import fold, mask_phone, normalize_mobile
 from bot.service import get_service
 from bot.settings import load_settings
 from bot.tickets import get_store
 from bot.tickets.model import CATEGORIES, STATUSES, NewTicket, category_from_text
-from bot.tickets.store import TicketError, TicketStoreUnavailable
+from bot.tickets.store import ACCESS_CODE_DIGITS, TicketError, TicketStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ def _unavailable(dispatcher: CollectingDispatcher) -> None:
              f"请稍后点“重新提交”再试，或拨打 {_hotline()}、到“办不成事反映窗口”当面反映。",
         buttons=[{"title": "重新提交", "payload": "/affirm"}, {"title": "先不登记", "payload": "/deny"}],
     )
+
+
+def _forget_draft(tracker: Tracker) -> None:
+    """A cancelled form leaves no phone number behind."""
+    try:
+        get_store().forget_draft(tracker.sender_id)
+    except TicketStoreUnavailable:
+        logger.warning("draft not deleted now: ticket database unavailable (it expires on its own)")
 
 
 def _cancel_everything() -> dict[str, Any]:
@@ -157,6 +166,7 @@ class ActionCreateTicket(Action):
         reset = [SlotSet(slot, None) for slot in TICKET_SLOTS]
         gave_up = (tracker.latest_message.get("intent") or {}).get("name") == "deny"
         if gave_up or not tracker.get_slot("ticket_confirm"):
+            _forget_draft(tracker)
             dispatcher.utter_message(response="utter_ticket_cancelled")
             return [*reset, SlotSet("ticket_failed", False)]
         try:
@@ -176,11 +186,8 @@ class ActionCreateTicket(Action):
             logger.warning("ticket not created: %s", error)
             dispatcher.utter_message(text=f"抱歉，登记没有成功。请拨打 {_hotline()} 或到“办不成事反映窗口”当面反映。")
             return [*reset, SlotSet("ticket_failed", False)]
-        due = ticket.due_at.strftime("%m月%d日 %H:%M")
-        dispatcher.utter_message(text=(
-            f"已为您登记，工单编号：{ticket.number}。\n"
-            f"“办不成事反映窗口”的工作人员会在 {due} 前（一个工作日内）与您联系。\n"
-            f"想查询进度，说“查询工单”，并提供编号和手机号后四位即可。"))
+        dispatcher.utter_message(response="utter_ticket_filed", number=ticket.number, code=ticket.access_code or "",
+                                 due=ticket.due_at.strftime("%m月%d日 %H:%M"))
         return [*reset, SlotSet("ticket_failed", False), SlotSet("failures", 0.0)]
 
 
@@ -190,43 +197,51 @@ class ValidateTicketStatusForm(FormValidationAction):
 
     def validate_ticket_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> dict[str, Any]:
-        match = TICKET_NUMBER.search(_text(value).replace(" ", ""))
+        match = TICKET_NUMBER.search(unicodedata.normalize("NFKC", _text(value)).replace(" ", ""))
         if match is None:
             dispatcher.utter_message(text="工单编号的格式是 BC + 8位日期 + 序号，例如 BC20261126-0042。")
             return {"ticket_number": None}
         return {"ticket_number": match.group(0).upper()}
 
-    def validate_phone_tail(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                            domain: DomainDict) -> dict[str, Any]:
-        digits = re.sub(r"\D", "", _text(value))
-        if len(digits) != 4:
-            dispatcher.utter_message(text="请输入手机号的后四位数字。")
-            return {"phone_tail": None}
-        return {"phone_tail": digits}
+    def validate_ticket_code(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> dict[str, Any]:
+        digits = re.sub(r"\D", "", fold(_text(value)))
+        if len(digits) != ACCESS_CODE_DIGITS:
+            dispatcher.utter_message(text=f"查询码是登记时告诉您的{ACCESS_CODE_DIGITS}位数字，请再输入一次。")
+            return {"ticket_code": None}
+        return {"ticket_code": digits}
 
 
 class ActionTicketStatus(Action):
+    """A ticket's status and answer-by time, for a citizen who gives its number and access code.
+
+    Nothing else is said about the ticket (no staff names, no resolution text): whoever asks
+    here has only shown they hold the number and code."""
+
     def name(self) -> str:
         return "action_ticket_status"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        reset = [SlotSet("ticket_number", None), SlotSet("phone_tail", None)]
-        number, tail = tracker.get_slot("ticket_number") or "", tracker.get_slot("phone_tail") or ""
+        reset = [SlotSet("ticket_number", None), SlotSet("ticket_code", None)]
+        number, code = tracker.get_slot("ticket_number") or "", tracker.get_slot("ticket_code") or ""
         try:
-            ticket = get_store().lookup(number, tail)
+            found = get_store().lookup(number, code, asker=tracker.sender_id)
         except TicketStoreUnavailable:
             dispatcher.utter_message(text=f"抱歉，工单系统暂时无法查询，请稍后再试或拨打 {_hotline()}。")
             return reset
-        if ticket is None:
-            dispatcher.utter_message(text="没有找到与这个编号和手机尾号都对应的工单，请核对后再试。")
+        if found.outcome == "locked":
+            dispatcher.utter_message(response="utter_ticket_locked", hotline=_hotline())
             return reset
-        lines = [f"工单 {ticket.number}：{STATUSES.get(ticket.status, ticket.status)}。"]
+        ticket = found.ticket
+        if ticket is None:
+            dispatcher.utter_message(response="utter_ticket_not_found", hotline=_hotline())
+            return reset
+        status = STATUSES.get(ticket.status, ticket.status)
         if ticket.status == "resolved":
-            lines.append(f"办结说明：{ticket.resolution}")
+            detail = "工作人员已办结并与您联系；如对结果有疑问，请回复“转人工”或到“办不成事反映窗口”反映。"
         else:
-            lines.append(f"应答复时间：{ticket.due_at:%m月%d日 %H:%M}。" + (f"承办人：{ticket.assignee}。"
-                                                                       if ticket.assignee else ""))
-        dispatcher.utter_message(text="\n".join(lines))
+            detail = f"应答复时间：{ticket.due_at:%m月%d日 %H:%M}。"
+        dispatcher.utter_message(response="utter_ticket_status", number=ticket.number, status=status, detail=detail)
         return reset
 
 
@@ -302,8 +317,10 @@ class ActionCreateCallbackTicket(Action):
             return reset
         if phone:
             dispatcher.utter_message(
-                text=f"已登记回访，编号 {ticket.number}。工作人员会在24小时内给您回电。谢谢您的意见！")
+                text=f"已登记回访，编号 {ticket.number}，查询码 {ticket.access_code}。"
+                     "工作人员会在24小时内给您回电。谢谢您的意见！")
         else:
             dispatcher.utter_message(
-                text=f"已记录您的意见（编号 {ticket.number}）。您没有留电话，如需回复请拨打 {_hotline()}。")
+                text=f"已记录您的意见（编号 {ticket.number}，查询码 {ticket.access_code}）。"
+                     f"您没有留电话，如需回复请拨打 {_hotline()}。")
         return reset

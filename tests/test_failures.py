@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.tickets import ActionCreateTicket
 from bot.tickets import get_store, install_store
 from bot.tickets.store import TicketStore
+from tests.responses import said
 
 
 def confirm_turn(sender: str, message_id: str) -> Tracker:
@@ -24,7 +25,7 @@ def confirm_turn(sender: str, message_id: str) -> Tracker:
 def run(tracker: Tracker):
     dispatcher = CollectingDispatcher()
     events = asyncio.run(ActionCreateTicket().run(dispatcher, tracker, {}))
-    return " ".join(m.get("text") or "" for m in dispatcher.messages), dispatcher.messages, events
+    return said(dispatcher.messages), dispatcher.messages, events
 
 
 def test_database_down_while_filing_then_a_retry_succeeds(pg_cluster):
@@ -45,7 +46,7 @@ def test_database_down_while_filing_then_a_retry_succeeds(pg_cluster):
         with sa.create_engine(pg_cluster.url).connect() as conn:
             assert conn.execute(sa.text("select count(*) from tickets")).scalar() == 0  # nothing half-written
         text, _, events = run(confirm_turn("citizen-1", "m2"))  # the citizen taps 重新提交
-        assert "工单编号" in text and SlotSet("ticket_failed", False) in events
+        assert "工单编号" in text and "查询码" in text and SlotSet("ticket_failed", False) in events
         with sa.create_engine(pg_cluster.url).connect() as conn:
             rows = conn.execute(sa.text("select phone, status from tickets")).all()
         assert [tuple(r) for r in rows] == [("13700002222", "open")]

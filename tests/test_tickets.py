@@ -46,7 +46,7 @@ def new(conversation="c1", **kw) -> NewTicket:
 
 
 def test_migrations_are_applied_once(store):
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
     assert store.migrate() == []
 
 
@@ -109,12 +109,57 @@ def test_filters_and_overdue(store):
     assert not store.get(fresh.number).overdue(store.now())
 
 
-def test_status_lookup_needs_the_phone_tail(store):
+def test_status_lookup_needs_the_random_access_code(store):
     ticket, _ = store.create(new(), "k")
-    assert store.lookup(ticket.number, "5678").number == ticket.number
-    assert store.lookup(ticket.number.lower(), "5678") is not None
-    assert store.lookup(ticket.number, "0000") is None
-    assert store.lookup("BC19990101-0001", "5678") is None
+    other, _ = store.create(new("c2"), "k2")
+    code = ticket.access_code
+    assert code and len(code) == 6 and code.isdigit() and code != other.access_code
+    found = store.lookup(ticket.number, code, asker="citizen")
+    assert found.outcome == "found" and found.ticket.number == ticket.number
+    full_width = code.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert store.lookup(ticket.number.lower(), f"查询码 {full_width}", asker="citizen").outcome == "found"
+    assert store.lookup(ticket.number, "5678", asker="citizen").outcome == "no_match"  # the phone tail is no key
+    assert store.lookup(ticket.number, other.access_code, asker="citizen").outcome == "no_match"
+    assert store.lookup("BC19990101-0001", code, asker="citizen").outcome == "no_match"
+
+
+def test_a_retried_filing_gives_the_same_access_code(store):
+    first, _ = store.create(new(), "turn-1")
+    again, created = store.create(new(), "turn-1")
+    assert not created and again.access_code == first.access_code
+
+
+def test_guessing_codes_locks_the_ticket_then_the_asker(store):
+    ticket, _ = store.create(new(), "k")
+    wrong = "000000" if ticket.access_code != "000000" else "111111"
+    for attempt in range(5):
+        assert store.lookup(ticket.number, wrong, asker=f"guesser-{attempt}").outcome == "no_match"
+    # Five failures on this ticket within the hour: even the right code is refused, from anyone.
+    assert store.lookup(ticket.number, ticket.access_code, asker="citizen").outcome == "locked"
+    store.clock.now = MONDAY + dt.timedelta(minutes=61)
+    assert store.lookup(ticket.number, ticket.access_code, asker="citizen").outcome == "found"
+    # One asker trying many tickets is locked after ten failures, whatever the ticket.
+    for n in range(10):
+        assert store.lookup(f"BC20261123-{9000 + n}", "123456", asker="sweeper").outcome == "no_match"
+    assert store.lookup(ticket.number, ticket.access_code, asker="sweeper").outcome == "locked"
+
+
+def test_migrating_a_version_1_database_gives_old_tickets_codes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    TicketStore(url).migrate()
+    with sa.create_engine(url).begin() as conn:  # back to the database as version 1 left it, with one ticket
+        conn.execute(sa.text("ALTER TABLE tickets DROP COLUMN access_code"))
+        conn.execute(sa.text("DROP TABLE status_attempts"))
+        conn.execute(sa.text("DELETE FROM schema_migrations WHERE version = 2"))
+        conn.execute(sa.text(
+            "INSERT INTO tickets (number, idempotency_key, category, description, name, phone, conversation_id, "
+            "source, status, triage, created_at, due_at) VALUES ('BC20261101-0001', 'k', 'failed', 'd', '王', "
+            "'13812345678', 'c', 'conversation', 'open', 'simple', '2026-11-01 09:00:00', '2026-11-02 09:00:00')"))
+    store = TicketStore(url)
+    assert store.migrate() == [2]
+    old = store.get("BC20261101-0001")
+    assert old.access_code and len(old.access_code) == 6
+    assert store.lookup(old.number, old.access_code, asker="c").outcome == "found"
 
 
 def test_phone_draft_is_kept_until_the_ticket_is_made(store):
@@ -122,6 +167,27 @@ def test_phone_draft_is_kept_until_the_ticket_is_made(store):
     assert store.draft_phone("c1") == "13812345678"
     store.create(new("c1"), "k")
     assert store.draft_phone("c1") is None
+
+
+def test_a_cancelled_or_abandoned_draft_is_deleted(store):
+    store.save_draft_phone("cancelled", "13812345678")
+    store.forget_draft("cancelled")
+    assert store.draft_phone("cancelled") is None
+    store.save_draft_phone("abandoned", "13912345678")
+    store.clock.now = MONDAY + store.draft_ttl + dt.timedelta(seconds=1)
+    assert store.draft_phone("abandoned") is None
+    with store.engine.begin() as conn:  # gone from the table, not only hidden
+        assert conn.execute(sa.text("select count(*) from drafts")).scalar() == 0
+
+
+def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "private" / "tickets.db"
+    store = TicketStore(f"sqlite:///{path}")
+    store.migrate()
+    store.save_draft_phone("c", "13812345678")
+    for name in ("tickets.db", "tickets.db-wal", "tickets.db-shm"):
+        if (path.parent / name).exists():
+            assert (path.parent / name).stat().st_mode & 0o077 == 0, name
 
 
 def test_bad_rating_ticket_is_due_in_24_hours(store):
@@ -167,7 +233,7 @@ def test_processes_starting_together_migrate_once(store):
 
     with ThreadPoolExecutor(len(stores)) as pool:
         applied = list(pool.map(start, stores))
-    assert sorted(applied) == [[], [], [], [1]]
-    assert all(s.schema_version() == 1 for s in stores)
+    assert sorted(applied) == [[], [], [], [1, 2]]
+    assert all(s.schema_version() == 2 for s in stores)
     for s in stores:
         s.engine.dispose()

@@ -6,6 +6,8 @@ migrated once; tests and servers may install their own with :func:`install_store
 
 from __future__ import annotations
 
+import datetime as dt
+
 from bot.lazy import Lazy
 from bot.tickets.store import TicketStore
 
@@ -14,7 +16,8 @@ def _open() -> TicketStore:
     from bot.settings import load_settings
 
     settings = load_settings()
-    store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone)
+    store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone,
+                        draft_ttl=dt.timedelta(minutes=settings.draft_ttl_minutes))
     store.migrate()
     return store
 

@@ -118,6 +118,8 @@ class Ticket:
     created_at: dt.datetime
     due_at: dt.datetime
     resolved_at: dt.datetime | None
+    #: What the citizen gives besides the number to see the ticket's status (six digits).
+    access_code: str | None = None
     history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
 
     def overdue(self, now: dt.datetime) -> bool:

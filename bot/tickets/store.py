@@ -9,9 +9,14 @@ leaves nothing half-written):
   in Rasa's tracker (the tracker only ever sees it masked);
 * ``interactions`` and ``ratings``: what was asked and how it went, for the reports.
 
-Ticket numbers read ``BC<date>-<sequence>``. Creating a ticket is idempotent: the caller
-passes a key naming the conversation turn that confirmed it, and a retry of that turn returns
-the ticket made the first time.
+Ticket numbers read ``BC<date>-<sequence>``: short enough to read out on the phone, and
+therefore guessable. What a citizen needs besides the number to see a ticket's status is its
+**access code**, six random digits given once when the ticket is filed. Failed status look-ups
+are counted per ticket and per asker in the database (shared by every action server): too many
+within an hour lock that ticket, or that asker, for the rest of the hour.
+
+Creating a ticket is idempotent: the caller passes a key naming the conversation turn that
+confirmed it, and a retry of that turn returns the ticket made the first time.
 
 The schema is versioned (``schema_migrations``); :meth:`TicketStore.migrate` applies the
 steps a database has not seen yet, so an office upgrading keeps its tickets.
@@ -20,20 +25,24 @@ steps a database has not seen yet, so an office upgrading keeps its tickets.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
+import os
+import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.errors import BotError
-from bot.privacy import mask_text
+from bot.privacy import fold, mask_text
 from bot.tickets.model import (
     CATEGORIES,
     TRIAGE,
@@ -82,6 +91,7 @@ tickets = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False, index=True),
     sa.Column("due_at", sa.DateTime, nullable=False, index=True),
     sa.Column("resolved_at", sa.DateTime),
+    sa.Column("access_code", sa.String(12)),
 )
 history = sa.Table(
     "ticket_history", metadata,
@@ -117,11 +127,57 @@ ratings = sa.Table(
     sa.Column("guide_id", sa.String(200)),
 )
 
+status_attempts = sa.Table(
+    "status_attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("number", sa.String(48), nullable=False, index=True),
+    sa.Column("asker", sa.String(200), nullable=False, index=True),
+    sa.Column("ok", sa.Boolean, nullable=False),
+)
+
+
+def _add_access_codes(conn: Connection) -> None:
+    """Tickets get an access code; tickets filed before it existed get one too (staff read it
+    out to a citizen who calls), and failed status look-ups are counted."""
+    if "access_code" not in {column["name"] for column in sa.inspect(conn).get_columns("tickets")}:
+        conn.execute(sa.text("ALTER TABLE tickets ADD COLUMN access_code VARCHAR(12)"))  # a v1 database
+    for (ticket_id,) in conn.execute(sa.text("SELECT id FROM tickets WHERE access_code IS NULL")).all():
+        conn.execute(sa.text("UPDATE tickets SET access_code = :code WHERE id = :id"),
+                     {"code": new_access_code(), "id": ticket_id})
+    metadata.create_all(conn, tables=[status_attempts], checkfirst=True)
+
+
 #: Schema steps, in order. Never edit a released step; append a new one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, lambda conn: metadata.create_all(
         conn, tables=[tickets, history, drafts, interactions, ratings], checkfirst=True)),
+    (2, _add_access_codes),
 ]
+
+#: Digits of a ticket's access code: 10^6 codes, with at most LOOKUP_FAILURES_PER_TICKET tries an
+#: hour on any one ticket.
+ACCESS_CODE_DIGITS = 6
+#: Failed look-ups of one ticket within LOOKUP_WINDOW that lock it until the window has passed.
+LOOKUP_FAILURES_PER_TICKET = 5
+#: Failed look-ups by one asker (conversation) within LOOKUP_WINDOW that lock that asker.
+LOOKUP_FAILURES_PER_ASKER = 10
+LOOKUP_WINDOW = dt.timedelta(hours=1)
+
+
+def new_access_code() -> str:
+    """Six random digits (from the operating system's random source)."""
+    return "".join(secrets.choice("0123456789") for _ in range(ACCESS_CODE_DIGITS))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The outcome of a citizen's status look-up: ``found`` (with the ticket), ``no_match``
+    (wrong number or code: the same answer for both, so nobody learns which numbers exist)
+    or ``locked`` (too many failures; try again after ``LOOKUP_WINDOW``)."""
+
+    outcome: Literal["found", "no_match", "locked"]
+    ticket: Ticket | None = None
 
 
 @dataclass(frozen=True)
@@ -141,16 +197,18 @@ class TicketStore:
     """All ticket data, behind one engine. Build once per process; it is thread-safe."""
 
     def __init__(self, url: str, *, timezone: str = "Asia/Shanghai",
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, draft_ttl: dt.timedelta = dt.timedelta(minutes=30),
+                 ) -> None:
         self.url = url
         self.zone = ZoneInfo(timezone)
         self._clock = clock
+        self.draft_ttl = draft_ttl
         kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
             database = sa.engine.make_url(url).database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(database))
         else:
             kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = sa.create_engine(url, **kwargs)
@@ -213,14 +271,27 @@ class TicketStore:
     # --- the ticket form ------------------------------------------------------------
 
     def save_draft_phone(self, conversation_id: str, phone: str) -> None:
+        """Keep the number a citizen typed into the form until the ticket is filed, the form is
+        cancelled (:meth:`forget_draft`) or ``draft_ttl`` has passed, whichever comes first."""
         with self._tx() as conn:
+            self._expire_drafts(conn)
             conn.execute(drafts.delete().where(drafts.c.conversation_id == conversation_id))
             conn.execute(drafts.insert().values(conversation_id=conversation_id, phone=phone, updated_at=self.now()))
 
     def draft_phone(self, conversation_id: str) -> str | None:
+        """The number typed into this conversation's form, unless it has expired."""
         with self._tx() as conn:
+            self._expire_drafts(conn)
             return conn.execute(
                 sa.select(drafts.c.phone).where(drafts.c.conversation_id == conversation_id)).scalar()
+
+    def forget_draft(self, conversation_id: str) -> None:
+        """The citizen cancelled the form: the number they typed is deleted now."""
+        with self._tx() as conn:
+            conn.execute(drafts.delete().where(drafts.c.conversation_id == conversation_id))
+
+    def _expire_drafts(self, conn: Connection) -> None:
+        conn.execute(drafts.delete().where(drafts.c.updated_at < self.now() - self.draft_ttl))
 
     def create(self, new: NewTicket, idempotency_key: str) -> tuple[Ticket, bool]:
         """Create a ticket, or return the one this key already made. Returns (ticket, created)."""
@@ -241,6 +312,7 @@ class TicketStore:
                         source=new.source,
                         rating=new.rating, status="open", triage=triage_for(new.category), assignee=None,
                         resolution=None, created_at=created, due_at=due_at(created, new.source), resolved_at=None,
+                        access_code=new_access_code(),
                     )).inserted_primary_key[0]  # type: ignore[index]
                     # The number is the date and the row id: unique without counting, so concurrent
                     # filings never collide. Short enough to read out on the phone.
@@ -261,12 +333,31 @@ class TicketStore:
             ticket_id = conn.execute(sa.select(tickets.c.id).where(tickets.c.number == number.strip().upper())).scalar()
             return self._load(conn, ticket_id) if ticket_id is not None else None
 
-    def lookup(self, number: str, phone_tail: str) -> Ticket | None:
-        """A ticket for a citizen: only when the number and the phone's last four digits match."""
-        ticket = self.get(number)
-        if ticket is None or not ticket.phone or not phone_tail or ticket.phone[-4:] != phone_tail.strip():
-            return None
-        return ticket
+    def lookup(self, number: str, code: str, asker: str) -> Lookup:
+        """A citizen's status look-up: the ticket only when its number and access code match, and
+        neither this ticket nor this asker has failed too often within the last hour.
+
+        Every attempt is recorded (in the same database every action server uses), so spreading
+        guesses over several servers gains nothing.
+        """
+        number = unicodedata.normalize("NFKC", number).strip().upper()[:48]
+        code = "".join(ch for ch in fold(code) if ch.isdigit())
+        asker = asker[:200]
+        with self._tx() as conn:
+            since = self.now() - LOOKUP_WINDOW
+            failed = sa.and_(status_attempts.c.ok.is_(False), status_attempts.c.at >= since)
+            by_ticket = conn.execute(sa.select(sa.func.count()).select_from(status_attempts).where(
+                failed, status_attempts.c.number == number)).scalar() or 0
+            by_asker = conn.execute(sa.select(sa.func.count()).select_from(status_attempts).where(
+                failed, status_attempts.c.asker == asker)).scalar() or 0
+            if by_ticket >= LOOKUP_FAILURES_PER_TICKET or by_asker >= LOOKUP_FAILURES_PER_ASKER:
+                log.warning("status look-up locked (ticket failures %d, asker failures %d)", by_ticket, by_asker)
+                return Lookup("locked")
+            row = conn.execute(sa.select(tickets.c.id, tickets.c.access_code).where(tickets.c.number == number)).first()
+            ok = bool(row is not None and row.access_code and code
+                      and hmac.compare_digest(row.access_code.encode(), code.encode()))
+            conn.execute(status_attempts.insert().values(at=self.now(), number=number, asker=asker, ok=ok))
+            return Lookup("found", self._load(conn, row.id)) if ok and row is not None else Lookup("no_match")
 
     def list(self, filters: TicketFilter = TicketFilter()) -> list[Ticket]:
         query = sa.select(tickets).order_by(tickets.c.due_at)
@@ -367,5 +458,16 @@ def _ticket(row: Any, entries: tuple[HistoryEntry, ...]) -> Ticket:
         phone=row["phone"], conversation_id=row["conversation_id"], item=row["item"], source=row["source"],
         rating=row["rating"], status=row["status"], triage=row["triage"], assignee=row["assignee"],
         resolution=row["resolution"], created_at=row["created_at"], due_at=row["due_at"],
-        resolved_at=row["resolved_at"], history=entries,
+        resolved_at=row["resolved_at"], access_code=row["access_code"], history=entries,
     )
+
+
+def _private_file(database: Path) -> None:
+    """The SQLite file (and the WAL and shared-memory files SQLite makes beside it with the same
+    permissions) readable by this user only: it holds citizens' phone numbers."""
+    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not database.exists():
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        if path.exists():
+            os.chmod(path, 0o600)

@@ -64,7 +64,7 @@ def test_restart_of_every_process_keeps_conversations_and_tickets(servers):
     servers.say(user, "想问下换证能不能加急")
     servers.say(user, "陈先生")
     servers.say(user, "13600001234")
-    number = re.search(r"BC\d{8}-\d{4,}", texts(servers.say(user, "/affirm"))).group(0)
+    number, code = re.search(r"(BC\d{8}-\d{4,})，查询码：(\d{6})", texts(servers.say(user, "/affirm"))).groups()
 
     servers.stop()
     servers.actions.launch()
@@ -74,7 +74,7 @@ def test_restart_of_every_process_keeps_conversations_and_tickets(servers):
 
     servers.say(user, "查询工单")
     servers.say(user, number)
-    assert "待处理" in texts(servers.say(user, "1234"))
+    assert "待处理" in texts(servers.say(user, code))
     # the item under discussion survived the restart (tracker store)
     assert "20元" in texts(servers.say(user, "那要多少钱？"))
 
@@ -83,7 +83,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+              st.text(max_size=30)),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
     max_leaves=6)
 bodies = st.one_of(
@@ -97,9 +98,9 @@ bodies = st.one_of(
 @given(body=bodies)
 def test_fuzzed_requests_never_get_a_5xx(servers, body):
     response = httpx.post(f"{servers.rasa_url}/webhooks/guide/webhook", json=body, timeout=60)
-    assert response.status_code in (200, 400), response.text
+    assert response.status_code in (200, 400, 413), response.text
     data = response.json()
-    if response.status_code == 400:
+    if response.status_code != 200:
         assert data["error"]
     else:
         assert isinstance(data, list) and data and all("Traceback" not in str(m) for m in data)

@@ -19,7 +19,8 @@ def sender() -> str:
     return new_sender("e2e-t")
 
 
-def file_ticket(servers, user: str) -> str:
+def file_ticket(servers, user: str) -> tuple[str, str]:
+    """File a ticket by conversation; (its number, its access code)."""
     assert "哪一类" in texts(servers.say(user, "转人工"))
     assert "经过" in texts(servers.say(user, "多次办理仍未办成"))
     assert "称呼" in texts(servers.say(user, "在网上申请了三次营业执照都被退回，也没说原因"))
@@ -28,25 +29,27 @@ def file_ticket(servers, user: str) -> str:
     confirm = texts(servers.say(user, PHONE))
     assert "138****5678" in confirm and PHONE not in confirm and "多次办理仍未办成" in confirm
     done = texts(servers.say(user, "/affirm"))
-    match = re.search(r"BC\d{8}-\d{4,}", done)
+    match = re.search(r"(BC\d{8}-\d{4,})，查询码：(\d{6})", done)
     assert match, done
     assert "一个工作日内" in done
-    return match.group(0)
+    return match.group(1), match.group(2)
 
 
 def test_file_a_ticket_then_ask_its_status(servers):
     user = sender()
-    number = file_ticket(servers, user)
+    number, code = file_ticket(servers, user)
     with sqlite3.connect(servers.data / "tickets.db") as db:
-        row = db.execute("select phone, category, name, status from tickets where number = ?", (number,)).fetchone()
-    assert row == (PHONE, "repeated", "张先生", "open")
+        row = db.execute("select phone, category, name, status, access_code from tickets where number = ?",
+                         (number,)).fetchone()
+    assert row == (PHONE, "repeated", "张先生", "open", code)
     assert "编号" in texts(servers.say(user, "查询工单"))
-    assert "后四位" in texts(servers.say(user, number))
-    status = texts(servers.say(user, "5678"))
-    assert number in status and "待处理" in status
+    assert "查询码" in texts(servers.say(user, number))
+    status = texts(servers.say(user, code))
+    assert number in status and "待处理" in status and "应答复时间" in status
     servers.say(user, "查询工单")
     servers.say(user, number)
-    assert "没有找到" in texts(servers.say(user, "0000"))
+    wrong = "000000" if code != "000000" else "111111"
+    assert "没有找到" in texts(servers.say(user, wrong))
 
 
 def test_phone_numbers_never_reach_the_tracker_store(servers):
@@ -100,9 +103,10 @@ def test_a_retried_action_call_files_one_ticket(servers):
                "paused": False, "followup_action": None, "active_loop": {}, "latest_action_name": "action_listen"}
     body = {"next_action": "action_create_ticket", "sender_id": user, "tracker": tracker,
             "domain": {}, "version": "3.6.2"}
-    first = httpx.post(f"{servers.action_url}/webhook", json=body, timeout=30).json()
-    second = httpx.post(f"{servers.action_url}/webhook", json=body, timeout=30).json()
-    numbers = [re.search(r"BC\d{8}-\d{4,}", r["responses"][0]["text"]).group(0) for r in (first, second)]
-    assert numbers[0] == numbers[1]
+    headers = {"X-Action-Secret": servers.env["ACTION_SECRET"]}  # as the Rasa server calls it
+    first = httpx.post(f"{servers.action_url}/webhook", json=body, headers=headers, timeout=30).json()
+    second = httpx.post(f"{servers.action_url}/webhook", json=body, headers=headers, timeout=30).json()
+    filed = [(r["responses"][0]["number"], r["responses"][0]["code"]) for r in (first, second)]
+    assert filed[0] == filed[1] and re.fullmatch(r"BC\d{8}-\d{4,}", filed[0][0])
     with sqlite3.connect(servers.data / "tickets.db") as db:
         assert db.execute("select count(*) from tickets where conversation_id = ?", (user,)).fetchone() == (1,)
