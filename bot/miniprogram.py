@@ -15,7 +15,7 @@ sender id:
 4. every chat request carries ``Authorization: Bearer <token>``; :func:`verify_token` refuses a
    tampered, expired or malformed one, and the page logs in again.
 
-The Rasa sender id is ``mp-`` and a SHA-256 prefix of the openid (:func:`sender_id`), so raw
+The Rasa sender id is ``mp-`` and a keyed hash of the openid (:func:`sender_id`), so raw
 openids never reach the tracker store or the logs.
 
 :func:`render_messages` shapes the assistant's messages for a mini-program page (text with
@@ -256,9 +256,8 @@ class Claims:
     openid: str
     expires: int
 
-    @property
-    def sender(self) -> str:
-        return sender_id(self.openid)
+    def sender(self, key: bytes) -> str:
+        return sender_id(self.openid, key)
 
 
 def verify_token(token: object, key: bytes, *, now: float | None = None) -> Claims:
@@ -301,9 +300,12 @@ def bearer(header: object) -> str:
     return token.strip()
 
 
-def sender_id(openid: str) -> str:
-    """The Rasa sender id for a citizen: ``mp-`` and 32 hex digits of SHA-256(openid)."""
-    return "mp-" + hashlib.sha256(openid.encode("utf-8")).hexdigest()[:32]
+def sender_id(openid: str, key: bytes) -> str:
+    """The Rasa sender id for a citizen: ``mp-`` and 32 hex digits of HMAC-SHA-256(key, openid).
+
+    Keyed, so that nobody holding a list of openids (they are not secret to WeChat's other
+    services) can find a citizen's conversation in the tracker store."""
+    return "mp-" + hmac.new(key, openid.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 # ---------------------------------------------------------------------------------------------

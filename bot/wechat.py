@@ -20,6 +20,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Protocol
 
 #: How far a request's timestamp may be from our clock, in seconds.
 MAX_AGE = 300
@@ -34,6 +35,12 @@ class WeChatError(ValueError):
 def signature(token: str, timestamp: str, nonce: str) -> str:
     """WeChat's URL signature: sha1 of the three values sorted and joined."""
     return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode("utf-8")).hexdigest()
+
+
+class Guard(Protocol):
+    """Remembers (timestamp, nonce) pairs: :class:`ReplayGuard` in one process, or a shared store."""
+
+    def first_time(self, timestamp: str, nonce: str, now: float) -> bool: ...
 
 
 class ReplayGuard:
@@ -59,7 +66,7 @@ _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def verify(token: str, timestamp: str | None, nonce: str | None, given: str | None, *,
-           now: float | None = None, guard: ReplayGuard | None = None, max_age: int = MAX_AGE) -> None:
+           now: float | None = None, guard: Guard | None = None, max_age: int = MAX_AGE) -> None:
     """Raise :class:`WeChatError` unless the request is signed by ``token``, fresh, and new."""
     if not token:
         raise WeChatError("no WeChat token configured")

@@ -164,10 +164,14 @@ def test_a_token_round_trips_to_the_openid_and_a_hashed_sender():
     token = issue_token("oAbC-123_xyz", KEY, 3600, now=NOW)
     claims = verify_token(token, KEY, now=NOW + 10)
     assert claims.openid == "oAbC-123_xyz" and claims.expires == NOW + 3600
-    assert claims.sender == sender_id("oAbC-123_xyz")
-    assert SENDER.match(claims.sender) and claims.sender.startswith("mp-")
-    assert "oAbC" not in claims.sender
-    assert claims.sender == "mp-" + hashlib.sha256(b"oAbC-123_xyz").hexdigest()[:32]
+    sender = claims.sender(b"sender-key")
+    assert sender == sender_id("oAbC-123_xyz", b"sender-key")
+    assert SENDER.match(sender) and sender.startswith("mp-")
+    assert "oAbC" not in sender
+    # A keyed hash: whoever has a list of openids cannot find a citizen's conversation without the key.
+    assert sender == "mp-" + hmac.new(b"sender-key", b"oAbC-123_xyz", hashlib.sha256).hexdigest()[:32]
+    assert sender != "mp-" + hashlib.sha256(b"oAbC-123_xyz").hexdigest()[:32]
+    assert claims.sender(b"another-key") != sender
     payload, signature = token.split(".")
     assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))) == \
         {"v": 1, "o": "oAbC-123_xyz", "e": NOW + 3600}
@@ -176,8 +180,8 @@ def test_a_token_round_trips_to_the_openid_and_a_hashed_sender():
 
 
 def test_different_citizens_get_different_senders():
-    assert sender_id("oA") != sender_id("oB")
-    assert len(sender_id("o" * 128)) == 35
+    assert sender_id("oA", KEY) != sender_id("oB", KEY)
+    assert len(sender_id("o" * 128, KEY)) == 35
 
 
 def test_the_key_comes_from_the_session_secret_or_is_derived_from_the_app_secret():
@@ -465,9 +469,10 @@ def test_config_defaults_and_bad_values():
 
 def test_the_channel_imports_only_what_the_rasa_server_has():
     """Channels run in the Rasa venv: standard library, rasa, sanic and a few stdlib-only bot modules."""
-    allowed_bot = {"bot.settings", "bot.channels", "bot.channels.rest", "bot.miniprogram"}
+    allowed_bot = {"bot.settings", "bot.channels", "bot.channels.rest", "bot.channels.guard", "bot.miniprogram"}
     for path, third_party in ((ROOT / "bot" / "miniprogram.py", set()),
                               (ROOT / "bot" / "channels" / "__init__.py", set()),
+                              (ROOT / "bot" / "channels" / "guard.py", {"sanic"}),
                               (ROOT / "bot" / "channels" / "miniprogram.py", {"rasa", "sanic"})):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
@@ -475,7 +480,7 @@ def test_the_channel_imports_only_what_the_rasa_server_has():
             for name in names:
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names or top in third_party or name in allowed_bot, (path, name)
-        if third_party:
+        if path.name == "miniprogram.py" and third_party:
             assert "from bot.settings import raw_setting" in path.read_text(encoding="utf-8")
 
 
@@ -530,7 +535,7 @@ def test_any_openid_round_trips_until_it_expires(openid, ttl, age):
     assert len(token) < 512
     if age < ttl:
         claims = verify_token(token, KEY, now=NOW + age)
-        assert claims.openid == openid and SENDER.match(claims.sender)
+        assert claims.openid == openid and SENDER.match(claims.sender(KEY))
     else:
         with pytest.raises(TokenError, match="expired"):
             verify_token(token, KEY, now=NOW + age)

@@ -40,11 +40,12 @@ from sanic.response import HTTPResponse
 
 from bot.channels import settings_with
 from bot.channels.assets import asset
-from bot.channels.rest import GuideChannel
+from bot.channels.guard import RateLimit, client_key
+from bot.channels.rest import GuideChannel, limit_requests
 from bot.kiosk import GUIDE_ID, render_kiosk
 from bot.settings import raw_setting
 from bot.voice import Voice, VoiceConfig, VoiceError, VoiceUnavailable
-from bot.voice.base import MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS, MAX_SPEAK_CHARS, BadText, check_text
+from bot.voice.base import MAX_SPEAK_CHARS, BadText, check_audio, check_text
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,26 @@ MAX_WAITING = 4
 CACHE_BYTES = 48 * 1024 * 1024
 #: The page stops recording after this many seconds.
 RECORD_SECONDS = 20
+#: Per client (address), at most this many recognitions a minute: a citizen speaks a question every
+#: few seconds at the most; anyone sending more is keeping the engine busy for others.
+LISTEN_PER_MINUTE = 12
+#: Per client, at most this many syntheses a minute that are not already cached (an answer is
+#: spoken sentence by sentence, so one long answer asks for a few dozen).
+SPEAK_PER_MINUTE = 90
 #: Keys ``credentials.yml`` may set (each overrides KIOSK_<KEY>).
 _CREDENTIALS = ("asr", "asr_url", "asr_model", "tts", "tts_url", "idle_seconds", "top_items")
 _PAGE_POLICY = ("default-src 'self'; media-src 'self' blob:; img-src 'self' data:; frame-src 'self'; "
                 "connect-src 'self'; object-src 'none'; base-uri 'none'")
+
+
+class TooMany(VoiceError):
+    """One client asks for more voice work than :data:`LISTEN_PER_MINUTE` / :data:`SPEAK_PER_MINUTE`."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class KioskChannel(GuideChannel):
@@ -74,6 +91,8 @@ class KioskChannel(GuideChannel):
         self._spoken: OrderedDict[str, bytes] = OrderedDict()
         self._waiting = 0
         self._warm_started = False
+        self._listen_limit = RateLimit(LISTEN_PER_MINUTE, 60)
+        self._speak_limit = RateLimit(SPEAK_PER_MINUTE, 60)
 
     @classmethod
     def name(cls) -> str:
@@ -119,12 +138,15 @@ class KioskChannel(GuideChannel):
         return {"text": transcript.text, "audio_seconds": round(transcript.audio_seconds, 2),
                 "seconds": round(transcript.seconds, 2)}
 
-    async def speak(self, text: str) -> bytes:
+    async def speak(self, text: str, client: str = "") -> bytes:
         text = check_text(text)
         cached = self._spoken.get(text)
         if cached is not None:
             self._spoken.move_to_end(text)
             return cached
+        if not self._speak_limit.allow(client):
+            raise TooMany("语音播报请求太频繁，请稍后再试 (too many speech requests from this client)",
+                          self._speak_limit.retry_after(client))
         audio: bytes = await self._in_pool(self._tts_pool, lambda: self.voice.synthesizer().synthesize(text))
         self._spoken[text] = audio
         while len(self._spoken) > 1 and sum(map(len, self._spoken.values())) > CACHE_BYTES:
@@ -135,7 +157,8 @@ class KioskChannel(GuideChannel):
     def _voice_error(error: VoiceError) -> HTTPResponse:
         log = logger.warning if error.status >= 500 else logger.info
         log("kiosk voice request refused (%s): %s", error.status, error)
-        return response.json({"error": str(error)}, status=error.status)
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooMany) else None
+        return response.json({"error": str(error)}, status=error.status, headers=headers)
 
     @staticmethod
     def _fetch_sheet(url: str) -> tuple[int, bytes]:
@@ -151,6 +174,7 @@ class KioskChannel(GuideChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"kiosk_channel_{type(self).__name__}", __name__)
+        limit_requests(hook)
 
         @hook.listener("after_server_start")
         async def warm(*_: Any) -> None:
@@ -184,11 +208,13 @@ class KioskChannel(GuideChannel):
         @hook.route("/listen", methods=["POST"])
         async def listen(request: Request) -> HTTPResponse:
             audio = request.body or b""
-            if len(audio) > MAX_AUDIO_BYTES:
-                return response.json({"error": f"录音太长，请在 {MAX_AUDIO_SECONDS:.0f} 秒内说完 "
-                                               f"(audio larger than {MAX_AUDIO_BYTES // (1024 * 1024)} MB)"},
-                                     status=413)
+            client = client_key(request)
+            if not self._listen_limit.allow(client):
+                busy = TooMany("语音识别请求太频繁，请稍后再试 (too many recordings from this client)",
+                               self._listen_limit.retry_after(client))
+                return self._voice_error(busy)
             try:
+                check_audio(audio)  # empty or oversized: refused before any engine work
                 return response.json(await self.listen(audio))
             except VoiceError as error:
                 return self._voice_error(error)
@@ -207,7 +233,7 @@ class KioskChannel(GuideChannel):
             try:
                 if not isinstance(text, str):
                     raise BadText('请求必须是 {"text": "..."} (the body must be a JSON object with text)')
-                audio = await self.speak(text)
+                audio = await self.speak(text, client_key(request))
             except VoiceError as error:
                 if isinstance(error, BadText) and isinstance(text, str) and len(text.strip()) > MAX_SPEAK_CHARS:
                     return response.json({"error": str(error)}, status=413)

@@ -29,7 +29,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels import settings_with
-from bot.channels.rest import MAX_MESSAGE, GuideChannel
+from bot.channels.guard import MAX_MESSAGE, BadRequest, clean_metadata, sender_key
+from bot.channels.rest import GuideChannel, add_common_routes
 from bot.miniprogram import (
     Config,
     MiniProgramError,
@@ -68,6 +69,11 @@ class MiniProgramChannel(GuideChannel):
         """Settings from the environment; ``credentials.yml`` may override any of them."""
         return cls(Config.from_values(settings_with("MINIPROGRAM", _CREDENTIALS, credentials, raw_setting)))
 
+    def sender_key(self) -> bytes:
+        """The key that turns an openid into a conversation id: ``SENDER_ID_SECRET``, else (so
+        conversation ids stay stable and keyed without it) the session-token key."""
+        return sender_key(raw_setting("SENDER_ID_SECRET"), lambda: self.config.key())
+
     def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return render_messages(messages)
 
@@ -78,10 +84,7 @@ class MiniProgramChannel(GuideChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"miniprogram_channel_{type(self).__name__}", __name__)
-
-        @hook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "login": self.config.can_login})
+        add_common_routes(hook, lambda: {"login": self.config.can_login})
 
         @hook.route("/login", methods=["POST"])
         async def login(request: Request) -> HTTPResponse:
@@ -98,7 +101,7 @@ class MiniProgramChannel(GuideChannel):
                 log = logger.error if error.status in (500, 502, 503) else logger.warning
                 log("mini-program login refused (%s): %s %s", error.status, error, error.detail)
                 return self._error(error)
-            logger.info("mini-program login for %s", sender_id(session.openid))
+            logger.info("mini-program login for %s", sender_id(session.openid, self.sender_key()))
             return response.json({"token": token, "expires_in": config.ttl_seconds})
 
         @hook.route("/webhook", methods=["POST"])
@@ -106,11 +109,14 @@ class MiniProgramChannel(GuideChannel):
             try:
                 claims = verify_token(bearer(request.headers.get("authorization")), self.config.key())
                 text, metadata = parse_chat(request.body, MAX_MESSAGE)
+                metadata = clean_metadata(metadata)
             except MiniProgramError as error:
                 if error.status != 400:
                     logger.warning("mini-program message refused (%s): %s", error.status, error)
                 return self._error(error)
-            messages = await self.handle(on_new_message, claims.sender, text, metadata)
+            except BadRequest as error:
+                return response.json({"error": str(error)}, status=error.status)
+            messages = await self.handle(on_new_message, claims.sender(self.sender_key()), text, metadata)
             return response.json({"messages": messages})
 
         return hook

@@ -1,12 +1,15 @@
 """The assistant's own JSON channel: ``POST /webhooks/guide/webhook``.
 
-Rasa's built-in REST channel answers a malformed request with a traceback-shaped 500 and, when
-the action server is down, with an empty list — the citizen sees nothing at all. This channel
-is the same request/response shape (``{"sender": ..., "message": ...}`` in, a list of messages
-out) with two differences that matter to a citizen:
+Rasa's built-in REST channel (not enabled) answers a malformed request with a traceback-shaped
+500, has no limit on a message's length or its metadata, and, when the action server is down,
+answers with an empty list — the citizen sees nothing at all. This channel is the same
+request/response shape (``{"sender": ..., "message": ...}`` in, a list of messages out) with the
+differences that matter to a citizen and to the office:
 
-* bad input (not JSON, wrong types, no sender, an over-long message) gets a 400 with a clear
-  Chinese and English message, never a traceback;
+* bad input (not JSON, wrong types, no sender, an over-long message, too much metadata) gets a
+  400 or 413 with a clear Chinese and English message, never a traceback
+  (:mod:`bot.channels.guard` holds the limits every channel shares);
+* only the sites in ``ALLOWED_ORIGINS`` may read an answer from a browser, never with credentials;
 * if the assistant produced no answer at all (an action server that is down or failed), the
   reply says so politely and gives the hotline and the window, and the next message tries again;
 * a client that retries (the widget does, when a reply is lost on a bad network) may send
@@ -20,6 +23,7 @@ website widget (``/widget.js``, ``/widget.css``) and a demo host page (``/demo``
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -33,12 +37,19 @@ from sanic.response import HTTPResponse
 
 from bot.channels import answer_of
 from bot.channels.assets import asset
+from bot.channels.guard import (
+    BadRequest,
+    check_json_size,
+    check_message,
+    clean_metadata,
+    cors_headers,
+    limit_request_size,
+    parse_origins,
+)
 from bot.settings import raw_setting
 
 logger = logging.getLogger(__name__)
 
-#: Longer messages are refused with a clear error instead of being cut silently.
-MAX_MESSAGE = 2000
 _SENDER = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 
@@ -49,28 +60,22 @@ def unavailable_message(hotline: str | None = None) -> dict[str, Any]:
             "custom": {"answer": {"kind": "unavailable"}}}
 
 
-class BadRequest(ValueError):
-    """The request cannot be used; the message is shown to the client."""
-
-
 def parse_request(request: Request) -> tuple[str, str, dict[str, Any] | None]:
-    """(sender, message, metadata) from a JSON body, or :class:`BadRequest`."""
+    """(sender, message, metadata) from a JSON body, or :class:`BadRequest`.
+
+    The body may be sent as ``application/json`` or as ``text/plain`` (what the widget sends from
+    another site: a "simple" request, so the browser needs no preflight)."""
+    check_json_size(request.body)
     try:
-        body = request.json
-    except Exception:
+        body = json.loads(request.body or b"")
+    except (ValueError, RecursionError):
         raise BadRequest("请求不是有效的 JSON (the body must be a JSON object)") from None
     if not isinstance(body, dict):
         raise BadRequest("请求必须是 JSON 对象 (the body must be a JSON object)")
-    sender, message, metadata = body.get("sender"), body.get("message"), body.get("metadata")
+    sender = body.get("sender")
     if not isinstance(sender, str) or not _SENDER.match(sender):
         raise BadRequest('缺少或无效的 sender (sender: 1-128 letters, digits or "_.:@-")')
-    if not isinstance(message, str):
-        raise BadRequest("缺少 message，或 message 不是文本 (message must be a string)")
-    if len(message) > MAX_MESSAGE:
-        raise BadRequest(f"消息太长，请控制在 {MAX_MESSAGE} 字以内 (message longer than {MAX_MESSAGE} characters)")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise BadRequest("metadata 必须是 JSON 对象 (metadata must be an object)")
-    return sender, message, metadata
+    return sender, check_message(body.get("message")), clean_metadata(body.get("metadata"))
 
 
 class RecentReplies:
@@ -118,10 +123,42 @@ def message_key(sender: str, metadata: dict[str, Any] | None) -> tuple[str, str]
     return None
 
 
+def model_ready(request: Request) -> bool:
+    """Has the Rasa server loaded its model (so a message now gets a real answer)?"""
+    agent = getattr(request.app.ctx, "agent", None)
+    return bool(agent is not None and agent.is_ready())
+
+
+def limit_requests(hook: Blueprint) -> None:
+    """The server-wide request size limit (:func:`bot.channels.guard.limit_request_size`), set by
+    every channel's blueprint so it holds whichever channels are configured."""
+
+    @hook.listener("before_server_start")
+    async def limit(app: Any, _: Any) -> None:
+        limit_request_size(app)
+
+
+def add_common_routes(hook: Blueprint, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+    """What every JSON channel's blueprint has: ``GET /`` (health: is the model loaded?) and the
+    server-wide request size limit.
+
+    ``GET /webhooks/guide/`` is the assistant's health check: Rasa's own ``/status`` belongs to
+    its HTTP API, which is off (``RASA_API_TOKEN``)."""
+
+    limit_requests(hook)
+
+    @hook.route("/", methods=["GET"])
+    async def health(request: Request) -> HTTPResponse:
+        ready = model_ready(request)
+        return response.json({"status": "ok" if ready else "loading", "model_ready": ready, **(extra or dict)()},
+                             status=200 if ready else 503)
+
+
 class GuideChannel(InputChannel):
     """JSON in, a list of messages out; polite when the assistant cannot answer."""
 
     recent: RecentReplies | None = None
+    _origins: frozenset[str] | None = None
 
     @classmethod
     def name(cls) -> str:
@@ -150,23 +187,28 @@ class GuideChannel(InputChannel):
     async def receive_json(
         self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> HTTPResponse:
-        """``POST /webhook`` of this channel and of those that share its JSON (the kiosk)."""
+        """``POST /webhook`` of this channel and of those that share its JSON (the kiosk).
+
+        A page on a site listed in ``ALLOWED_ORIGINS`` may read the answer (CORS); no other site may."""
+        headers = cors_headers(request, self.allowed_origins())
         try:
             sender, text, metadata = parse_request(request)
         except BadRequest as error:
-            return response.json({"error": str(error)}, status=400)
+            return response.json({"error": str(error)}, status=error.status, headers=headers)
         if self.recent is None:
             self.recent = RecentReplies()
         reply = await self.recent.once(message_key(sender, metadata),
                                        lambda: self.handle(on_new_message, sender, text, metadata))
-        return response.json(reply)
+        return response.json(reply, headers=headers)
+
+    def allowed_origins(self) -> frozenset[str]:
+        if self._origins is None:
+            self._origins = parse_origins(raw_setting("ALLOWED_ORIGINS"))
+        return self._origins
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"guide_channel_{type(self).__name__}", __name__)
-
-        @hook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        add_common_routes(hook)
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

@@ -11,24 +11,34 @@ and nothing reaches Rasa. WeChat shows plain text only, so buttons become lines 
 type back, and an answer longer than one WeChat message is sent in parts: the first now, the
 next when the citizen replies "继续".
 
+The nonces seen and the parts still to send live in this process, or, with
+``WECHAT_REPLAY_REDIS`` set (the scaled deployment), in Redis, shared by every Rasa server: a
+replay sent to the other server of a pair is refused too, and "继续" works on either. The
+conversation id is ``wx-`` and a keyed hash of the openid (``SENDER_ID_SECRET``), never the
+openid itself.
+
 The protocol itself lives in :mod:`bot.wechat` (standard library only, tested on its own).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.rest import GuideChannel
-from bot.wechat import TEXT_LIMIT_BYTES, ReplayGuard, WeChatError, parse_message, reply_xml, split_text, verify
+from bot.channels.guard import MAX_MESSAGE, sender_key
+from bot.channels.rest import GuideChannel, add_common_routes
+from bot.miniprogram import sender_id
+from bot.settings import raw_setting
+from bot.wechat import MAX_AGE, TEXT_LIMIT_BYTES, ReplayGuard, WeChatError, parse_message, reply_xml, split_text, verify
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +59,97 @@ def as_plain_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+class Memory(Protocol):
+    """What the channel remembers between requests: nonces seen, and answer parts still to send."""
+
+    def first_time(self, timestamp: str, nonce: str, now: float) -> bool: ...
+
+    def keep_parts(self, user: str, parts: list[str]) -> None: ...
+
+    def next_part(self, user: str) -> tuple[str | None, bool]:
+        """(the next part or None, whether more parts follow it)."""
+        ...
+
+
+#: How long unsent parts of a long answer are kept for "继续".
+PARTS_SECONDS = 3600
+
+
+class LocalMemory:
+    """This process's memory (one Rasa server)."""
+
+    def __init__(self, max_age: int = MAX_AGE) -> None:
+        self._seen = ReplayGuard(max_age)
+        self._parts: dict[str, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def first_time(self, timestamp: str, nonce: str, now: float) -> bool:
+        return self._seen.first_time(timestamp, nonce, now)
+
+    def keep_parts(self, user: str, parts: list[str]) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for key, (at, _) in list(self._parts.items()):
+                if now - at > PARTS_SECONDS:
+                    del self._parts[key]
+            if parts:
+                self._parts[user] = (now, list(parts))
+            else:
+                self._parts.pop(user, None)
+
+    def next_part(self, user: str) -> tuple[str | None, bool]:
+        with self._lock:
+            _, parts = self._parts.get(user, (0.0, []))
+            if not parts:
+                return None, False
+            part = parts.pop(0)
+            if not parts:
+                del self._parts[user]
+            return part, bool(parts)
+
+
+class RedisMemory:
+    """The same memory in Redis, shared by every Rasa server of a scaled deployment."""
+
+    def __init__(self, url: str, max_age: int = MAX_AGE) -> None:
+        import redis  # Rasa's own dependency (its Redis lock store)
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.max_age = max_age
+
+    def first_time(self, timestamp: str, nonce: str, now: float) -> bool:
+        key = f"guide:wechat:seen:{timestamp}:{nonce}"
+        return bool(self.redis.set(key, "1", nx=True, ex=2 * self.max_age))
+
+    def keep_parts(self, user: str, parts: list[str]) -> None:
+        key = f"guide:wechat:parts:{user}"
+        if parts:
+            self.redis.set(key, json.dumps(parts, ensure_ascii=False), ex=PARTS_SECONDS)
+        else:
+            self.redis.delete(key)
+
+    def next_part(self, user: str) -> tuple[str | None, bool]:
+        key = f"guide:wechat:parts:{user}"
+        raw = self.redis.getdel(key)
+        parts = json.loads(raw) if raw else []
+        if not parts:
+            return None, False
+        rest = parts[1:]
+        if rest:
+            self.redis.set(key, json.dumps(rest, ensure_ascii=False), ex=PARTS_SECONDS)
+        return str(parts[0]), bool(rest)
+
+
+def memory_from_settings(url: str) -> Memory:
+    return RedisMemory(url) if url.strip() else LocalMemory()
+
+
 class WeChatChannel(GuideChannel):
     """WeChat's customer-service push, answered with passive replies."""
 
-    def __init__(self, token: str | None = None) -> None:
-        self.token = token if token is not None else os.environ.get("WECHAT_TOKEN", "")
-        self.guard = ReplayGuard()
-        self._pending: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, token: str | None = None, memory: Memory | None = None) -> None:
+        self.token = token if token is not None else raw_setting("WECHAT_TOKEN")
+        self.memory = memory if memory is not None else memory_from_settings(raw_setting("WECHAT_REPLAY_REDIS"))
 
     @classmethod
     def name(cls) -> str:
@@ -66,38 +159,34 @@ class WeChatChannel(GuideChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         return cls((credentials or {}).get("token"))
 
+    def sender(self, openid: str) -> str:
+        """The conversation id of a WeChat user: a keyed hash of the openid, never the openid."""
+        key = sender_key(raw_setting("SENDER_ID_SECRET"), lambda: self.token.encode("utf-8"))
+        return "wx-" + sender_id(openid, key).removeprefix("mp-")
+
     def _refused(self, request: Request, what: str) -> HTTPResponse | None:
         """A 403 unless the request is signed with the token, fresh and not a replay."""
         args = request.args
         try:
-            verify(self.token, args.get("timestamp"), args.get("nonce"), args.get("signature"), guard=self.guard)
+            verify(self.token, args.get("timestamp"), args.get("nonce"), args.get("signature"), guard=self.memory)
         except WeChatError as error:
             logger.warning("WeChat %s refused: %s", what, error)
             return response.text("forbidden", status=403)
         return None
 
     def _next_part(self, user: str) -> str | None:
-        with self._lock:
-            parts = self._pending.get(user)
-            if not parts:
-                return None
-            part = parts.pop(0)
-            if not parts:
-                del self._pending[user]
-        return part + (MORE_HINT if self._pending.get(user) else "")
+        part, more = self.memory.next_part(user)
+        return None if part is None else part + (MORE_HINT if more else "")
 
     def _paged(self, user: str, text: str) -> str:
         limit = TEXT_LIMIT_BYTES - len(MORE_HINT.encode("utf-8"))
         parts = split_text(text, limit)
-        with self._lock:
-            if len(parts) > 1:
-                self._pending[user] = parts[1:]
-            else:
-                self._pending.pop(user, None)
+        self.memory.keep_parts(user, parts[1:])
         return parts[0] + (MORE_HINT if len(parts) > 1 else "")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"wechat_channel_{type(self).__name__}", __name__)
+        add_common_routes(hook)
 
         @hook.route("/webhook", methods=["GET"])
         async def verify_url(request: Request) -> HTTPResponse:
@@ -114,7 +203,7 @@ class WeChatChannel(GuideChannel):
             except WeChatError as error:
                 logger.warning("WeChat message not understood: %s", error)
                 return response.text("bad request", status=400)
-            user = f"wx-{incoming.from_user}"[:128]
+            user = self.sender(incoming.from_user)
             if incoming.msg_type != "text":
                 return self._xml(reply_xml(incoming, ONLY_TEXT))
             content = incoming.content.strip()
@@ -122,7 +211,7 @@ class WeChatChannel(GuideChannel):
                 part = self._next_part(user)
                 if part is not None:
                     return self._xml(reply_xml(incoming, part))
-            messages = await self.handle(on_new_message, user, content[:2000], {"wechat_msg_id": incoming.msg_id})
+            messages = await self.handle(on_new_message, user, content[:MAX_MESSAGE], None)
             return self._xml(reply_xml(incoming, self._paged(user, as_plain_text(messages))))
 
         return hook

@@ -474,7 +474,9 @@
       mode: "cors",
       credentials: "omit",
       cache: "no-store",
-      headers: { "Content-Type": "application/json" },
+      // text/plain keeps this a "simple" cross-origin request (no preflight); the server reads the
+      // body as JSON either way and lets only the sites in ALLOWED_ORIGINS read the answer.
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
       body: body,
       signal: ctrl ? ctrl.signal : undefined
     }).then(function (response) {
