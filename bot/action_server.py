@@ -5,18 +5,29 @@ citizen's question (10-30 s). This entry point loads it first, answers one warm-
 and only then opens the port — so a port that answers is a server that is ready.
 It also binds to ``ACTION_HOST`` (loopback by default) instead of rasa-sdk's 0.0.0.0, and
 serves each item's printable one-time-notification sheet at ``/sheets/<guide id>``.
+
+Who may call what:
+
+* ``/webhook`` and ``/actions`` (run an action, list them): only the Rasa server, which sends
+  ``ACTION_SECRET`` in the ``X-Action-Secret`` header (``endpoints.yml``). A forged tracker
+  posted by anyone else is refused before it is read. No CORS: no browser ever calls these.
+* ``/sheets/<guide id>``: anyone (citizens open and print them; the reverse proxy publishes
+  this path and nothing else of this server).
+* ``/health``: anyone on the machine (the proxy does not publish it).
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import logging
+import os
 import sys
 import time
 from html import escape
 from typing import Any
 
-from bot.errors import BotError
+from bot.errors import BotError, ConfigError
 from bot.privacy import install_log_masking
 from bot.service import GuideService, install_service
 from bot.settings import load_settings
@@ -37,6 +48,45 @@ def add_sheet_route(app: Any, service: GuideService) -> None:
     app.add_route(sheet, "/sheets/<guide_id>", methods=["GET"])
 
 
+#: The header carrying the shared secret (``endpoints.yml``'s ``action_endpoint.headers``).
+SECRET_HEADER = "X-Action-Secret"
+#: Largest request the action server reads: an action call carries the conversation's events,
+#: which stay far below this; anything bigger is refused before it is read.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+def require_secret(app: Any, secret: str) -> None:
+    """Refuse every call but the public paths unless it carries ``secret`` (401, nothing read further)."""
+    from sanic import response
+
+    expected = secret.encode()
+
+    @app.middleware("request")
+    async def only_rasa(request: Any) -> Any:
+        if request.path == "/health" or request.path.startswith("/sheets/"):
+            return None
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected):
+            logging.getLogger("action_server").warning("refused %s %s without the action secret",
+                                                       request.method, request.path)
+            return response.json({"error": "this server answers the Rasa server only"}, status=401)
+        return None
+
+
+def create_action_app(service: GuideService, secret: str) -> Any:
+    """rasa-sdk's app with our actions, without CORS, behind the shared secret, plus the sheets."""
+    if len(secret) < 16:
+        raise ConfigError("ACTION_SECRET must be set (at least 16 characters) and given to both the action "
+                          "server and the Rasa server; `make run` makes one in var/action-secret")
+    from rasa_sdk.endpoint import create_app
+
+    app = create_app("actions", cors_origins=None)  # None: no Access-Control-Allow-Origin for any origin
+    app.config.REQUEST_MAX_SIZE = MAX_REQUEST_BYTES
+    require_secret(app, secret)
+    add_sheet_route(app, service)
+    return app
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.action_server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, help="port (default: ACTION_PORT)")
@@ -45,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_masking()  # citizens type phone numbers; logs must not keep them
     log = logging.getLogger("action_server")
+    os.umask(0o077)  # the ticket database and anything else written here: this user only
     try:
         settings = load_settings()
+        if len(settings.action_secret) < 16:
+            raise ConfigError("ACTION_SECRET must be set (at least 16 characters), the same for the Rasa server; "
+                              "`make run` makes one in var/action-secret")
         started = time.perf_counter()
         service = GuideService.from_settings(settings)
         install_service(service)
@@ -65,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"action server cannot start: {error}", file=sys.stderr)
         return 2
 
-    from rasa_sdk.endpoint import create_app
-
-    app = create_app("actions")
-    add_sheet_route(app, service)
+    try:
+        app = create_action_app(service, settings.action_secret)
+    except BotError as error:
+        print(f"action server cannot start: {error}", file=sys.stderr)
+        return 2
     host = args.host or settings.action_host
     port = args.port or settings.action_port
     log.info("action server listening on http://%s:%d/webhook", host, port)

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import functools
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -39,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.postgres import Postgres
-from bot.stack import ACTION_PY, RASA_BIN, RASA_MODEL, ROOT, Process, _ok, _rasa_ready, free_port, missing_parts
+from bot.proxy import COMMON, locations
+from bot.settings import env_for
+from bot.stack import ACTION_PY, ROOT, Process, _ok, _rasa_ready, free_port, missing_parts, rasa_command
 
 ENDPOINTS = ROOT / "endpoints-scaled.yml"
-CREDENTIALS = ROOT / "credentials.yml"
 DEFAULT_DATA = ROOT / "var" / "scaled"
 DATABASES = ("tracker", "tickets")
 STARTUP_SECONDS = 300.0
@@ -87,9 +89,13 @@ def _redis_ready(port: int) -> bool:
         return False
 
 
-def nginx_config(data: Path, *, rasa_port: int, rasa_upstreams: list[int], action_port: int,
+def nginx_config(data: Path, *, rasa_port: int, hall_port: int, rasa_upstreams: list[int], action_port: int,
                  action_upstreams: list[int]) -> str:
-    """The two balancers: everything under ``data``, nothing in /var, only loopback."""
+    """The balancers: everything under ``data``, nothing in /var, only loopback.
+
+    ``rasa_port`` is the public address and ``hall_port`` the service hall's, each forwarding only
+    the routes of :mod:`bot.proxy` (the same table as the single-machine example); ``action_port``
+    is the action servers' balancer, which only the Rasa servers call."""
     nginx_dir, logs = data / "nginx", data / "logs"
     user = ""
     if os.geteuid() == 0:  # workers drop root; they never write to disk (no temp files below)
@@ -102,13 +108,14 @@ def nginx_config(data: Path, *, rasa_port: int, rasa_upstreams: list[int], actio
         servers = "".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;\n" for port in ports)
         return f"    upstream {name} {{\n{servers}    }}\n"
 
-    def server(port: int, upstream_name: str) -> str:
+    def server(port: int, body: str) -> str:
         return (f"    server {{\n"
                 f"        listen 127.0.0.1:{port};\n"
                 f"        location = /lb-health {{ access_log off; return 200 \"ok\\n\"; }}\n"
-                f"        location / {{ proxy_pass http://{upstream_name}; }}\n"
+                f"{COMMON}{body}"
                 f"    }}\n")
 
+    internal = "        client_max_body_size 4m;\n        location / { proxy_pass http://actions; }\n"
     temp = "".join(f'    {kind}_temp_path "{nginx_dir / kind}";\n'
                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return (
@@ -121,27 +128,24 @@ def nginx_config(data: Path, *, rasa_port: int, rasa_upstreams: list[int], actio
         f"{user}"
         "events { worker_connections 1024; }\n"
         "http {\n"
+        "    server_tokens off;\n"
         "    # The servers tried for each request come last (\"a:1, b:2\" when the first was down).\n"
         "    log_format upstreams '$time_iso8601 $server_port $request_method $uri $status $request_time '\n"
         "                         '$upstream_addr';\n"
         f'    access_log "{logs / "nginx-access.log"}" upstreams;\n'
         f"{temp}"
         "    # Bodies and answers stay in memory: nothing is written to the temp folders.\n"
-        "    client_max_body_size 1m;\n"
         "    client_body_buffer_size 1m;\n"
         "    proxy_max_temp_file_size 0;\n"
-        "    proxy_set_header Host $host;\n"
-        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         "    # A server that refuses the connection is skipped; a slow answer is waited for.\n"
-        "    proxy_connect_timeout 5s;\n"
-        "    proxy_read_timeout 300s;\n"
-        "    proxy_send_timeout 300s;\n"
         "    proxy_next_upstream error timeout http_502 http_503;\n"
         "    proxy_next_upstream_tries 2;\n"
         f"{upstream('rasa', rasa_upstreams)}"
         f"{upstream('actions', action_upstreams)}"
-        f"{server(rasa_port, 'rasa')}"
-        f"{server(action_port, 'actions')}"
+        f"{server(rasa_port, locations('public', rasa='rasa', actions='actions'))}"
+        f"{server(hall_port, locations('hall', rasa='rasa', actions='actions'))}"
+        "    # The action servers' balancer: called by the Rasa servers only (each call carries ACTION_SECRET).\n"
+        f"{server(action_port, internal)}"
         "}\n"
     )
 
@@ -152,8 +156,9 @@ class ScaledStack:
 
     data: Path
     env: dict[str, str]
-    rasa_url: str  # the one address (the Rasa balancer)
-    action_url: str  # the action balancer
+    rasa_url: str  # the one public address (the proxy: citizens' channels and sheets only)
+    hall_url: str  # the service hall's address (the public routes plus the kiosk)
+    action_url: str  # the action balancer (called by the Rasa servers only)
     rasa_urls: list[str]  # each Rasa server's own address
     action_urls: list[str]  # each action server's own address
     tickets_db_url: str
@@ -173,10 +178,10 @@ class ScaledStack:
         return [*self.rasa, self.balancer, *self.actions, self.redis]
 
     def say(self, sender: str, text: str, timeout: float = 120, url: str | None = None) -> list[dict]:
-        """Send a message to the REST channel, through the one address unless ``url`` names another."""
+        """Send a message to the guide channel, through the one address unless ``url`` names another."""
         import httpx
 
-        response = httpx.post(f"{url or self.rasa_url}/webhooks/rest/webhook",
+        response = httpx.post(f"{url or self.rasa_url}/webhooks/guide/webhook",
                               json={"sender": sender, "message": text}, timeout=timeout)
         response.raise_for_status()
         return response.json()
@@ -219,13 +224,14 @@ def start_scaled(data: Path, extra_env: dict[str, str] | None = None, *, port: i
         postgres.remove()
         raise
 
-    rasa_lb, action_lb, redis_port = port or free_port(), free_port(), free_port()
+    rasa_lb, hall_lb, action_lb, redis_port = port or free_port(), free_port(), free_port(), free_port()
     rasa_ports, action_ports = [free_port(), free_port()], [free_port(), free_port()]
     rasa_url, action_url = f"http://127.0.0.1:{rasa_lb}", f"http://127.0.0.1:{action_lb}"
     tickets_db_url = postgres.database_url("tickets")
     env = dict(
         os.environ, RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="2", SQLALCHEMY_SILENCE_UBER_WARNING="1",
         HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+        SANIC_FALLBACK_ERROR_FORMAT="json",
         # the action servers
         ACTION_HOST="127.0.0.1", TICKETS_DB_URL=tickets_db_url, GUIDE_SHEET_URL=f"{action_url}/sheets/{{id}}",
         # the Rasa servers (endpoints-scaled.yml)
@@ -233,12 +239,15 @@ def start_scaled(data: Path, extra_env: dict[str, str] | None = None, *, port: i
         TRACKER_DB_HOST="127.0.0.1", TRACKER_DB_PORT=str(postgres.port), TRACKER_DB_NAME="tracker",
         TRACKER_DB_USER="postgres", TRACKER_DB_PASSWORD="",  # trust on loopback; must be set all the same
         REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis_port),
+        # WeChat's replay and paging memory, shared by both Rasa servers (another Redis database)
+        WECHAT_REPLAY_REDIS=f"redis://127.0.0.1:{redis_port}/1",
+        ACTION_SECRET=secrets.token_urlsafe(32), SENDER_ID_SECRET=secrets.token_urlsafe(32),
     )
     env.update(extra_env or {})
 
     config = data / "nginx" / "nginx.conf"
-    config.write_text(nginx_config(data, rasa_port=rasa_lb, rasa_upstreams=rasa_ports, action_port=action_lb,
-                                   action_upstreams=action_ports), encoding="utf-8")
+    config.write_text(nginx_config(data, rasa_port=rasa_lb, hall_port=hall_lb, rasa_upstreams=rasa_ports,
+                                   action_port=action_lb, action_upstreams=action_ports), encoding="utf-8")
     balancer = Process(
         "nginx balancers", [nginx_bin, "-p", str(data / "nginx"), "-e", str(logs / "nginx-error.log"),
                             "-c", str(config)],
@@ -249,20 +258,18 @@ def start_scaled(data: Path, extra_env: dict[str, str] | None = None, *, port: i
                   "--daemonize", "no", "--dir", str(data / "redis")],
         env, logs / "redis.log", lambda: _redis_ready(redis_port), startup_seconds)
     actions = [
-        Process(f"action server {n}", [str(ACTION_PY), "-m", "bot.action_server"], dict(env, ACTION_PORT=str(p)),
+        Process(f"action server {n}", [str(ACTION_PY), "-m", "bot.action_server"],
+                env_for("actions", dict(env, ACTION_PORT=str(p))),
                 logs / f"actions-{n}.log", functools.partial(_ok, f"http://127.0.0.1:{p}/health"), startup_seconds)
         for n, p in enumerate(action_ports, 1)
     ]
     rasa = [
-        Process(f"Rasa server {n}",
-                [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(p), "--enable-api", "-m", str(RASA_MODEL),
-                 "--endpoints", str(ENDPOINTS), "--credentials", str(CREDENTIALS)],
-                env, logs / f"rasa-{n}.log", functools.partial(_rasa_ready, f"http://127.0.0.1:{p}/status"),
-                startup_seconds)
+        Process(f"Rasa server {n}", rasa_command(p, ENDPOINTS), env_for("rasa", env), logs / f"rasa-{n}.log",
+                functools.partial(_rasa_ready, f"http://127.0.0.1:{p}"), startup_seconds)
         for n, p in enumerate(rasa_ports, 1)
     ]
     stack = ScaledStack(
-        data=data, env=env, rasa_url=rasa_url, action_url=action_url,
+        data=data, env=env, rasa_url=rasa_url, hall_url=f"http://127.0.0.1:{hall_lb}", action_url=action_url,
         rasa_urls=[f"http://127.0.0.1:{p}" for p in rasa_ports],
         action_urls=[f"http://127.0.0.1:{p}" for p in action_ports],
         tickets_db_url=tickets_db_url, tracker_db_url=postgres.database_url("tracker"), postgres=postgres,
@@ -275,7 +282,7 @@ def start_scaled(data: Path, extra_env: dict[str, str] | None = None, *, port: i
             process.launch()
         for process in (redis, balancer, *actions, *rasa):
             process.wait_ready()
-        if not _rasa_ready(f"{rasa_url}/status"):
+        if not _rasa_ready(rasa_url):
             raise RuntimeError(f"the Rasa balancer at {rasa_url} does not answer:\n"
                                f"{(logs / 'nginx-error.log').read_text(errors='replace')[-3000:]}")
     except BaseException:
@@ -309,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"""The scaled deployment is ready ({stack.startup_seconds:.0f} s). The one address:
   {stack.rasa_url}
 Try:
-  curl -s {stack.rasa_url}/webhooks/rest/webhook -d '{{"sender": "me", "message": "我身份证过期了怎么办"}}'
+  curl -s {stack.rasa_url}/webhooks/guide/webhook -d '{{"sender": "me", "message": "我身份证过期了怎么办"}}'
 Rasa servers:   {", ".join(stack.rasa_urls)} (lock store: Redis on 127.0.0.1:{stack.redis_port})
 Action servers: {", ".join(stack.action_urls)} behind {stack.action_url}
 PostgreSQL:     {stack.tracker_db_url} (conversations), {stack.tickets_db_url} (tickets)

@@ -72,7 +72,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
     Setting("ACTION_PORT", "5055", "Port of the action server."),
     Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),
-    Setting("RASA_PORT", "5005", "Port of the Rasa server (REST channel at /webhooks/rest/webhook)."),
+    Setting("RASA_PORT", "5005", "Port of the Rasa server (the channels under /webhooks/)."),
+    Setting("RASA_API_TOKEN", "",
+            "Rasa's HTTP API (conversations, model, training) is off unless this is set; then it is on and needs "
+            "this token. Never expose it beyond the machine."),
+    Setting("ALLOWED_ORIGINS", "",
+            "Web origins (https://www.example.gov.cn, comma-separated) whose pages may embed the widget and read "
+            "its answers; none by default. Never with credentials."),
+    Setting("ACTION_SECRET", "",
+            "Shared secret the Rasa server sends to the action server (X-Action-Secret); the action server refuses "
+            "calls without it. `make run` keeps one in var/action-secret."),
+    Setting("SENDER_ID_SECRET", "",
+            "Key that turns WeChat openids into conversation ids (HMAC), so no raw openid is stored. "
+            "`make run` keeps one in var/sender-secret."),
+    Setting("WECHAT_REPLAY_REDIS", "",
+            "redis://host:port/db where several Rasa servers share WeChat's replay and paging memory; empty: "
+            "kept in this process."),
+    Setting("DRAFT_TTL_MINUTES", "30",
+            "A phone number typed into the ticket form is forgotten this long after it was typed, if no ticket "
+            "was filed."),
     Setting("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook",
             "Where the Rasa server reaches the action server (read by endpoints.yml)."),
     Setting("RASA_TRACKER_DB", "var/rasa/tracker.db",
@@ -90,6 +108,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KIOSK_TOP_ITEMS", "身份证,户口,社保卡,医保,结婚登记,公积金,驾驶证,营业执照,新生儿",
             "Comma-separated questions shown as the kiosk's big buttons; label=question sends a longer question."),
 )
+
+
+#: Settings that are secrets, and the only processes that may see them (``rasa``: the Rasa server,
+#: ``actions``: the action server, ``staff``: the staff server). ``scripts/run.sh`` and
+#: :mod:`bot.stack` start each process without the others' secrets (:func:`env_for`).
+SECRETS: dict[str, tuple[str, ...]] = {
+    "STAFF_TOKENS": ("staff",),
+    "ACTION_SECRET": ("rasa", "actions"),
+    "SENDER_ID_SECRET": ("rasa",),
+    "RASA_API_TOKEN": ("rasa",),
+    "WECHAT_TOKEN": ("rasa",),
+    "MINIPROGRAM_SECRET": ("rasa",),
+    "MINIPROGRAM_SESSION_SECRET": ("rasa",),
+    "TICKETS_DB_URL": ("actions", "staff"),  # holds the database password when it is PostgreSQL
+}
+PROCESSES = ("rasa", "actions", "staff")
+
+
+def env_for(process: str, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the secrets ``process`` does not need."""
+    if process not in PROCESSES:
+        raise KeyError(process)
+    return {k: v for k, v in env.items() if process in SECRETS.get(k, PROCESSES)}
 
 
 @dataclass(frozen=True)
@@ -115,6 +156,8 @@ class Settings:
     staff_tokens: tuple[tuple[str, str], ...]
     staff_host: str
     staff_port: int
+    action_secret: str = ""
+    draft_ttl_minutes: int = 30
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some values changed (handy in tests and the CLI)."""
@@ -186,6 +229,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         staff_tokens=_tokens(_raw(env, "STAFF_TOKENS")),
         staff_host=_raw(env, "STAFF_HOST"),
         staff_port=int(_number(env, "STAFF_PORT", int)),
+        action_secret=_secret(env, "ACTION_SECRET"),
+        draft_ttl_minutes=max(1, int(_number(env, "DRAFT_TTL_MINUTES", int))),
     )
 
 
@@ -209,6 +254,14 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _secret(env: Mapping[str, str], name: str) -> str:
+    value = _raw(env, name).strip()
+    if value and len(value) < 16:
+        raise ConfigError(f"{name} must be at least 16 characters (e.g. `python -c 'import secrets; "
+                          f"print(secrets.token_urlsafe(32))'`)")
+    return value
+
+
 def _tokens(value: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for part in filter(None, (p.strip() for p in value.split(","))):
@@ -217,3 +270,22 @@ def _tokens(value: str) -> tuple[tuple[str, str], ...]:
             raise ConfigError("STAFF_TOKENS must be name:token pairs, each token at least 16 characters")
         pairs.append((name.strip(), token.strip()))
     return tuple(pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bot.settings unset-for PROCESS``: the secrets PROCESS must not see, one a line
+    (``scripts/run.sh`` starts each server with ``env -u`` for each)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "unset-for" or args[1] not in PROCESSES:
+        print(f"usage: python -m bot.settings unset-for {{{','.join(PROCESSES)}}}", file=sys.stderr)
+        return 2
+    for name, allowed in SECRETS.items():
+        if args[1] not in allowed:
+            print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,21 +2,26 @@
 the load test.
 
 The action server and the Rasa server run from their own venvs exactly as ``make run`` starts
-them, each in its own process; readiness is polled (``/health``, ``/status``), never slept for.
-Each process can be stopped and started again on the same port, to test failures and restarts.
+them, each in its own process with only its own secrets (:func:`bot.settings.env_for`), Rasa's
+HTTP API off; readiness is polled (the action server's ``/health``, the guide channel's health
+``/webhooks/guide/``), never slept for. Each process can be stopped and started again on the
+same port, to test failures and restarts.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.settings import ROOT
+from bot.settings import ROOT, env_for
 
 RASA_BIN = ROOT / ".venv" / "rasa" / "bin" / "rasa"
 ACTION_PY = ROOT / ".venv" / "actions" / "bin" / "python"
@@ -48,12 +53,21 @@ def _ok(url: str) -> bool:
 
 
 def _rasa_ready(url: str) -> bool:
+    """The Rasa server at ``url`` has loaded its model (its guide channel's health says so)."""
     import httpx
 
     try:
-        return bool(httpx.get(url, timeout=2).json().get("model_file"))
+        return bool(httpx.get(f"{url}/webhooks/guide/", timeout=2).json().get("model_ready"))
     except (httpx.HTTPError, ValueError):
         return False
+
+
+def rasa_command(port: int, endpoints: Path, api_token: str = "") -> list[str]:
+    """``rasa run`` as ``make run`` starts it: loopback, no HTTP API unless given a token, no CORS
+    (the guide channel answers the sites in ``ALLOWED_ORIGINS`` itself)."""
+    api = ["--enable-api", "--auth-token", api_token] if api_token else []
+    return [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(port), *api, "-m", str(RASA_MODEL),
+            "--endpoints", str(endpoints), "--credentials", str(ROOT / "credentials.yml")]
 
 
 @dataclass
@@ -75,7 +89,8 @@ class Process:
 
     def launch(self) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         umask=0o077)
 
     def wait_ready(self) -> None:
         assert self.proc is not None, "launch() first"
@@ -127,12 +142,19 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
 
     def say(self, sender: str, text: str, timeout: float = 60) -> list[dict]:
+        """One message through the guide channel (``/webhooks/guide/webhook``); the assistant's messages."""
         import httpx
 
-        response = httpx.post(f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+        response = httpx.post(f"{self.rasa_url}/webhooks/guide/webhook", json={"sender": sender, "message": text},
                               timeout=timeout)
         response.raise_for_status()
         return response.json()
+
+    def tracker_events(self, sender: str) -> list[dict]:
+        """A conversation's events as the tracker store holds them (Rasa's HTTP API is off)."""
+        with sqlite3.connect(self.data / "tracker.db") as db:
+            rows = db.execute("select data from events where sender_id = ? order by id", (sender,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
     def stop(self) -> None:
         self.rasa.stop()
@@ -151,18 +173,16 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
                GUIDE_SHEET_URL=f"http://127.0.0.1:{action_port}/sheets/{{id}}",
                TICKETS_DB_URL=f"sqlite:///{data / 'tickets.db'}",
                RASA_TRACKER_DB=str(data / "tracker.db"), RASA_TELEMETRY_ENABLED="false",
-               TF_CPP_MIN_LOG_LEVEL="2", SQLALCHEMY_SILENCE_UBER_WARNING="1", HF_HUB_OFFLINE="1")
+               TF_CPP_MIN_LOG_LEVEL="2", SQLALCHEMY_SILENCE_UBER_WARNING="1", HF_HUB_OFFLINE="1",
+               SANIC_FALLBACK_ERROR_FORMAT="json",
+               ACTION_SECRET=secrets.token_urlsafe(32), SENDER_ID_SECRET=secrets.token_urlsafe(32))
     env.update(extra_env or {})
     action_url = f"http://127.0.0.1:{action_port}"
     rasa_url = f"http://127.0.0.1:{rasa_port}"
-    actions = Process("action server", [str(ACTION_PY), "-m", "bot.action_server"], env, data / "actions.log",
-                      lambda: _ok(f"{action_url}/health"))
-    rasa = Process(
-        "Rasa server",
-        [str(RASA_BIN), "run", "-i", "127.0.0.1", "-p", str(rasa_port), "--enable-api", "--cors", "*",
-         "-m", str(RASA_MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
-        env, data / "rasa.log", lambda: _rasa_ready(f"{rasa_url}/status"),
-    )
+    actions = Process("action server", [str(ACTION_PY), "-m", "bot.action_server"], env_for("actions", env),
+                      data / "actions.log", lambda: _ok(f"{action_url}/health"))
+    rasa = Process("Rasa server", rasa_command(rasa_port, ROOT / "endpoints.yml", env.get("RASA_API_TOKEN", "")),
+                   env_for("rasa", env), data / "rasa.log", lambda: _rasa_ready(rasa_url))
     stack = Stack(data, env, rasa_url, action_url, actions, rasa, [actions, rasa])
     try:
         # Neither needs the other to start, so both load at once (Rasa's TensorFlow start-up dominates).

@@ -67,7 +67,7 @@ def conversation(client: httpx.Client, url: str, name: str, questions: list[str]
 
 def run_load(stack: Stack, questions: list[str], conversations: int, concurrency: int, turns: int,
              think_s: float = 0.0) -> dict:
-    url = f"{stack.rasa_url}/webhooks/rest/webhook"
+    url = f"{stack.rasa_url}/webhooks/guide/webhook"
     latencies: list[float] = []
     lock = threading.Lock()
     started = time.perf_counter()

@@ -71,7 +71,7 @@ def main() -> int:
         data = Path(tmp)
         print("starting the servers ...", flush=True)
         stack = start_stack(data)
-        url = f"{stack.rasa_url}/webhooks/rest/webhook"
+        url = f"{stack.rasa_url}/webhooks/guide/webhook"
         started = time.perf_counter()
 
         def run(i: int) -> None:

@@ -381,6 +381,16 @@ def test_the_page_and_its_assets_are_served(server):
         assert httpx.get(server.url + missing, timeout=10).status_code == 404, missing
 
 
+def test_the_page_and_the_api_send_their_policy_as_real_headers(server):
+    for path, headers in (("/staff", {}), ("/staff/staff.js", {}), ("/api/meta", AUTH), ("/api/meta", {})):
+        response = httpx.get(server.url + path, headers=headers, timeout=10)
+        policy = response.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy, path
+        assert response.headers["x-frame-options"] == "DENY" and response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert httpx.get(server.url + "/api/meta", headers=AUTH, timeout=10).headers["cache-control"] == "no-store"
+
+
 def test_the_page_loads_nothing_from_elsewhere_and_never_injects_markup():
     html = (STATIC / "staff.html").read_text(encoding="utf-8")
     js = (STATIC / "staff.js").read_text(encoding="utf-8")
