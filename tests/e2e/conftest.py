@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.stack import Stack, missing_parts, start_stack
+from bot.stack import Stack, free_port, missing_parts, start_stack
 from tests.test_miniprogram import FakeWeChat
 
 #: The token the WeChat channel is started with in these tests.
@@ -25,11 +25,21 @@ def fake_wechat() -> Iterator[FakeWeChat]:
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory, fake_wechat: FakeWeChat) -> Iterator[Stack]:
+def widget_host_port() -> int:
+    """The port of the page that embeds the widget from another origin (test_widget.py); its
+    origin is the one site the assistant lets read its answers (ALLOWED_ORIGINS)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory, fake_wechat: FakeWeChat, widget_host_port: int
+            ) -> Iterator[Stack]:
     problems = missing_parts()
     if problems:
         pytest.fail("; ".join(problems) + " (make test does it)")
-    stack = start_stack(tmp_path_factory.mktemp("stack"), {"WECHAT_TOKEN": WECHAT_TOKEN, **fake_wechat.env()})
+    stack = start_stack(tmp_path_factory.mktemp("stack"), {
+        "WECHAT_TOKEN": WECHAT_TOKEN, **fake_wechat.env(),
+        "ALLOWED_ORIGINS": f"http://127.0.0.1:{widget_host_port}, https://www.example.gov.cn"})
     try:
         yield stack
     finally:

@@ -53,6 +53,18 @@ def test_a_question_gets_a_passive_reply_to_the_right_user(servers):
     assert "居民身份证换领" in reply.findtext("Content")
 
 
+def test_the_conversation_id_is_a_keyed_hash_of_the_openid(servers):
+    from bot.channels.guard import sender_key
+    from bot.miniprogram import sender_id
+
+    user = f"oUser{uuid.uuid4().hex[:6]}"
+    assert "护照" in content(send(servers, "护照怎么办理", user))
+    conversation = "wx-" + sender_id(user, sender_key(servers.env["SENDER_ID_SECRET"], bytes)).removeprefix("mp-")
+    events = servers.tracker_events(conversation)
+    assert [e["text"] for e in events if e.get("event") == "user"] == ["护照怎么办理"]
+    assert user not in str(events) and not servers.tracker_events(f"wx-{user}")
+
+
 def test_long_answers_come_in_parts_within_the_limit(servers):
     user = f"oUser{uuid.uuid4().hex[:6]}"
     first = content(send(servers, "生了孩子要办哪些手续", user))

@@ -60,7 +60,7 @@ return [...root.querySelectorAll('.gw-msg')].map(m => ({
 
 
 @pytest.fixture(scope="module")
-def host_page(servers) -> Iterator[str]:
+def host_page(servers, widget_host_port) -> Iterator[str]:
     """A page on another loopback origin embedding the widget with its one script tag."""
     page = HOST_PAGE.format(src=f"{servers.rasa_url}/webhooks/guide/widget.js").encode()
 
@@ -79,7 +79,7 @@ def host_page(servers) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", widget_host_port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -40,7 +40,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledStack]:
     problems = missing_parts()
     if problems:
         pytest.fail("; ".join(problems) + " (make test-scaled does it)")
-    stack = start_scaled(tmp_path_factory.mktemp("scaled"))
+    stack = start_scaled(tmp_path_factory.mktemp("scaled"), {"WECHAT_TOKEN": "scaled-wechat-token"})
     try:
         yield stack
     finally:

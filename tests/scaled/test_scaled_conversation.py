@@ -48,7 +48,7 @@ def upstreams_since(scaled: ScaledStack, offset: int) -> list[str]:
         lines = [line.split() for line in log]
     # time, port, method, path, status, seconds, then every server tried: the last one answered
     return [fields[-1] for fields in lines
-            if len(fields) >= 7 and fields[1] == port and fields[3] == "/webhooks/rest/webhook"]
+            if len(fields) >= 7 and fields[1] == port and fields[3] == "/webhooks/guide/webhook"]
 
 
 def ask_and_follow_up(scaled: ScaledStack, user: str, url: str | None = None) -> None:
@@ -94,11 +94,11 @@ def test_a_ticket_lands_in_postgresql_and_the_phone_never_reaches_the_tracker(sc
     confirm = texts(scaled.say(user, PHONE))
     assert "138****5678" in confirm and PHONE not in confirm and "多次办理仍未办成" in confirm
     done = texts(scaled.say(user, "/affirm"))
-    match = re.search(r"BC\d{8}-\d{4,}", done)
+    match = re.search(r"(BC\d{8}-\d{4,})，查询码：(\d{6})", done)
     assert match, done
-    rows = query(scaled.tickets_db_url, "select phone, category, name, status, conversation_id from tickets "
-                 "where number = :number", number=match.group(0))
-    assert rows == [(PHONE, "repeated", "张先生", "open", user)]
+    rows = query(scaled.tickets_db_url, "select phone, category, name, status, conversation_id, access_code "
+                 "from tickets where number = :number", number=match.group(1))
+    assert rows == [(PHONE, "repeated", "张先生", "open", user, match.group(2))]
     stored = "\n".join(row[0] for row in query(scaled.tracker_db_url,
                                                "select data from events where sender_id = :user", user=user))
     assert stored and PHONE not in stored and "138****5678" in stored
@@ -140,3 +140,48 @@ def test_one_rasa_server_and_one_action_server_down_conversations_go_on(scaled):
         ask_and_follow_up(scaled, sender())
     assert scaled.rasa_urls[0].removeprefix("http://") in upstreams_since(scaled, offset)
     assert httpx.get(f"{scaled.action_urls[0]}/health", timeout=10).status_code == 200
+
+
+# --- what the proxy publishes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/status"), ("GET", "/"), ("GET", "/version"), ("GET", "/conversations/x/tracker"),
+    ("POST", "/conversations/x/tracker/events"), ("POST", "/model/train"), ("PUT", "/model"),
+    ("POST", "/webhooks/rest/webhook"), ("POST", "/webhook"), ("GET", "/actions"), ("GET", "/health"),
+    ("GET", "/webhooks/kiosk/"), ("POST", "/webhooks/kiosk/listen"), ("GET", "/api/tickets"),
+    ("GET", "/webhooks/guide/nothing"),
+])
+def test_the_public_address_forwards_nothing_but_channels_and_sheets(scaled, method, path):
+    response = httpx.request(method, scaled.rasa_url + path, timeout=30)
+    assert response.status_code == 404, (method, path, response.status_code)
+
+
+def test_the_public_address_serves_the_channels_sheets_and_limits_bodies(scaled):
+    assert httpx.get(f"{scaled.rasa_url}/webhooks/guide/", timeout=30).json()["model_ready"] is True
+    assert "护照" in texts(scaled.say(sender(), "护照怎么办理"))
+    assert httpx.get(f"{scaled.rasa_url}/webhooks/guide/widget.js", timeout=30).status_code == 200
+    sheet = httpx.get(f"{scaled.rasa_url}/sheets/sample-passport", timeout=30)
+    assert sheet.status_code == 200 and "护照" in sheet.text
+    assert httpx.get(f"{scaled.rasa_url}/webhooks/guide/webhook", timeout=30).status_code == 403  # POST only
+    big = httpx.post(f"{scaled.rasa_url}/webhooks/guide/webhook", content=b"x" * 40_000, timeout=30)
+    assert big.status_code == 413  # refused by the proxy before any server reads it
+
+
+def test_the_hall_address_adds_the_kiosk(scaled):
+    page = httpx.get(f"{scaled.hall_url}/webhooks/kiosk/", timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert httpx.get(f"{scaled.hall_url}/status", timeout=30).status_code == 404
+    too_big = httpx.post(f"{scaled.hall_url}/webhooks/kiosk/listen", content=b"\0" * (7 * 1024 * 1024), timeout=60)
+    assert too_big.status_code == 413
+
+
+def test_a_wechat_replay_to_the_other_server_is_refused(scaled):
+    """The replay memory is in Redis (WECHAT_REPLAY_REDIS), shared by both Rasa servers."""
+    from tests.e2e.test_wechat_channel import body, signed
+
+    params, message = signed(token=scaled.env["WECHAT_TOKEN"]), body("护照怎么办理", "oReplayVictim")
+    first = httpx.post(f"{scaled.rasa_urls[0]}/webhooks/wechat/webhook", params=params, content=message, timeout=60)
+    assert first.status_code == 200 and "护照" in first.text
+    replay = httpx.post(f"{scaled.rasa_urls[1]}/webhooks/wechat/webhook", params=params, content=message, timeout=60)
+    assert replay.status_code == 403
