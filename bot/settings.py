@@ -32,6 +32,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_KNOWLEDGE_DIR", "knowledge/guides",
             "Folder scanned recursively for guide files (*.jsonl, *.json, *.csv, *.xlsx)."),
+    Setting("GUIDE_FAQ_DIR", "knowledge/faq",
+            "Folder scanned recursively for FAQ files (question and answer lists; JSONL, CSV, XLSX); may be absent."),
     Setting("GUIDE_SYNONYMS", "knowledge/synonyms.txt",
             "Editable list of colloquial/English words and the official terms they mean (query expansion)."),
     Setting("GUIDE_INDEX_DIR", "var/index", "Where `knowledge build-index` writes the search index."),
@@ -39,10 +41,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Sentence-transformers model folder (made offline by `make model`)."),
     Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
             "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
+    Setting("GUIDE_RANKER", "knowledge/ranker.json",
+            "The fitted ranker over candidate features (`make calibrate`); without it a fixed dense/lexical "
+            "blend ranks."),
     Setting("GUIDE_MIN_SCORE", "0.80",
             "Below this retrieval score nothing is answered as a match, when no calibration file is in use."),
-    Setting("GUIDE_CLEAR_MARGIN", "0.03",
-            "If the best candidate leads the next by less than this, candidates are offered as buttons."),
+    Setting("GUIDE_CLEAR_MARGIN", "0.2",
+            "If the best candidate leads the next item by less than this (log-odds that it is the right one rather "
+            "than the next: 0.2 is 55%), candidates are offered as buttons."),
     Setting("GUIDE_MAX_CANDIDATES", "4", "How many candidates to offer as buttons when the match is unclear."),
     Setting("GUIDE_ENCODE_BATCH", "32", "Batch size when encoding guides for the index."),
     Setting("GUIDE_MAX_TOKENS", "64",
@@ -138,10 +144,12 @@ class Settings:
     """Resolved settings. Build with :func:`load_settings`, or directly in tests."""
 
     knowledge_dir: Path
+    faq_dir: Path
     synonyms: Path
     index_dir: Path
     model_dir: Path
     calibration: Path
+    ranker: Path
     min_score: float
     clear_margin: float
     max_candidates: int
@@ -158,6 +166,11 @@ class Settings:
     staff_port: int
     action_secret: str = ""
     draft_ttl_minutes: int = 30
+
+    @property
+    def knowledge_roots(self) -> tuple[Path, ...]:
+        """Where the knowledge base is read from: the guides folder, and the FAQ folder when present."""
+        return (self.knowledge_dir, self.faq_dir) if self.faq_dir.exists() else (self.knowledge_dir,)
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some values changed (handy in tests and the CLI)."""
@@ -211,10 +224,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"GUIDE_MIN_SCORE must be between 0 and 1, got {min_score}")
     return Settings(
         knowledge_dir=_path(env, "GUIDE_KNOWLEDGE_DIR"),
+        faq_dir=_path(env, "GUIDE_FAQ_DIR"),
         synonyms=_path(env, "GUIDE_SYNONYMS"),
         index_dir=_path(env, "GUIDE_INDEX_DIR"),
         model_dir=_path(env, "GUIDE_MODEL_DIR"),
         calibration=_path(env, "GUIDE_CALIBRATION"),
+        ranker=_path(env, "GUIDE_RANKER"),
         min_score=min_score,
         clear_margin=float(_number(env, "GUIDE_CLEAR_MARGIN", float)),
         max_candidates=max(2, int(_number(env, "GUIDE_MAX_CANDIDATES", int))),

@@ -95,11 +95,84 @@ def test_csv_import(tmp_path: Path):
     assert problems[1] == f"{path}:5: field 'id' is missing or empty"
 
 
-def test_csv_without_header_is_one_clear_error(tmp_path: Path):
+def test_a_sheet_without_the_needed_columns_names_exactly_those(tmp_path: Path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(ImportFailed, match="header row must name the columns"):
+    with pytest.raises(ImportFailed, match="lacks the column\\(s\\) 'id', 'title'"):
         read_file(path)
+    path.write_text("title,fee\n结婚登记,不收费\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match="lacks the column\\(s\\) 'id':"):
+        read_file(path)
+    path.write_text("question,department\n周末能办吗,政务服务中心\n", encoding="utf-8")
+    with pytest.raises(ImportFailed, match="needs a answer column") as error:
+        read_file(path)
+    assert "question" not in str(error.value).split("needs")[1].split("(")[0]
+
+
+# --- FAQ ---------------------------------------------------------------------------------------
+
+
+ANSWER = "可以。\n1. 先在窗口登记；\n2. 材料|复印件；原件后补;\n3. 5个工作日内补齐。"
+
+
+def test_a_plain_question_answer_sheet_imports_as_it_is_with_answers_verbatim(tmp_path: Path):
+    path = tmp_path / "faq.csv"
+    path.write_text('question,answer\n材料不齐能先受理吗,"' + ANSWER + '"\n周末能办吗,周六上午9:00-12:00办理。\n',
+                    encoding="utf-8")
+    report = read_file(path)
+    assert report.guides == [] and report.skipped == [] and len(report.faqs) == 2
+    first = report.faqs[0]
+    assert first.question == "材料不齐能先受理吗" and first.answer == ANSWER.strip()  # never split or reflowed
+    assert first.id.startswith("faq-") and read_file(path).faqs[0].id == first.id  # stable across imports
+    assert first.source == "faq.csv" and report.formats[str(path)] == "csv (FAQ)"
+
+
+def test_an_faq_sheet_with_chinese_headers_and_lists(tmp_path: Path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["编号", "问题", "答案", "相似问题", "关键词", "部门", "关联事项", "更新时间"])
+    sheet.append(["q1", "可以预约吗", ANSWER, "怎么预约\n能不能先约", "预约；取号", "政务服务中心", "sample-passport",
+                  "2026-11-30"])
+    sheet.append(["q2", "没有答案的问题", None, None, None, None, None, None])
+    path = tmp_path / "faq.xlsx"
+    book.save(path)
+    report = read_file(path)
+    (entry,) = report.faqs
+    assert entry.id == "q1" and entry.answer == ANSWER.strip()
+    assert entry.alternatives == ("怎么预约", "能不能先约") and entry.keywords == ("预约", "取号")
+    assert entry.related == ("sample-passport",) and entry.updated == "2026-11-30"
+    assert str(report.skipped[0]) == f"{path}:3: the answer cell is empty"
+
+
+def test_faq_records_in_jsonl_are_faq_entries_and_errors_name_the_field(tmp_path: Path):
+    path = write_jsonl(tmp_path / "faq.jsonl", [
+        {"id": "f1", "question": "周末能办吗", "answer": "可以。", "keywords": ["周末"]},
+        {"id": "f2", "question": "没有回答", "answer": ""},
+        {"id": "f3", "question": "多了字段", "answer": "是", "answre": "拼错"},
+        {"id": "g1", "title": "一个事项"},
+    ])
+    report = read_file(path)
+    assert [f.id for f in report.faqs] == ["f1"] and [g.id for g in report.guides] == ["g1"]
+    reasons = [str(p) for p in report.skipped]
+    assert reasons[0] == f"{path}:2: field 'answer' is missing or empty"
+    assert reasons[1].startswith(f"{path}:3: unknown FAQ field(s) answre")
+
+
+def test_the_bundled_faq_is_clean_and_links_to_existing_items():
+    from bot.settings import load_settings
+
+    settings = load_settings({})
+    kb = KnowledgeBase.load(*settings.knowledge_roots)
+    assert kb.report.skipped == [] and kb.report.warnings == []
+    assert len(kb.faqs) >= 300
+    hall = [f for f in kb.faqs.values() if f.id.startswith("faq-hall-")]
+    assert len(hall) >= 70 and all(f.sample for f in kb.faqs.values())
+    topics = " ".join(f.question + " ".join(f.keywords) for f in hall)
+    for topic in ("容缺", "告知承诺", "预约", "周末", "代办", "绿色通道", "跑一次", "网办", "跨省通办", "办不成事",
+                  "好差评", "首问"):
+        assert topic in topics, topic
 
 
 def test_xlsx_import(tmp_path: Path):

@@ -7,9 +7,14 @@ Supported, detected per file:
 * the project's own schema as JSON Lines (``*.jsonl``) or a JSON array (``*.json``);
 * the project's own schema as CSV or XLSX, one guide per row, column names = field names.
   List fields hold one entry per line (or entries separated by "；" or "|"); ``materials``
-  holds one material name per line, or a JSON array of material objects.
+  holds one material name per line, or a JSON array of material objects;
+* FAQ lists (常见问题) in any of those: a JSON record with an ``answer`` is an FAQ entry; a
+  sheet whose header has a question and an answer column (``question``/``answer`` or
+  问题/答案, 相似问题, 关键词, 部门 …) is an FAQ sheet — a plain two-column ``question,answer``
+  sheet imports as it is, with ids made from the question. An answer is kept verbatim, never
+  split; only alternatives, keywords and related ids are list cells.
 
-Every reader returns an :class:`ImportReport`: the guides it could use and, for every
+Every reader returns an :class:`ImportReport`: the records it could use and, for every
 record it could not, the file, line and reason. A bad record never stops the others.
 """
 
@@ -18,13 +23,24 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.errors import GuideFormatError, ImportFailed
-from bot.knowledge.model import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, Guide, Material, guide_from_dict
+from bot.knowledge.model import (
+    BOOL_FIELDS,
+    FAQ_LIST_FIELDS,
+    INT_FIELDS,
+    LIST_FIELDS,
+    FaqEntry,
+    Guide,
+    Material,
+    faq_from_dict,
+    guide_from_dict,
+    record_kind,
+)
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".xlsx")
 
@@ -46,12 +62,18 @@ class ImportReport:
     """What one import produced."""
 
     guides: list[Guide] = field(default_factory=list)
+    faqs: list[FaqEntry] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def imported(self) -> int:
+        return len(self.guides) + len(self.faqs)
+
     def extend(self, other: ImportReport) -> None:
         self.guides.extend(other.guides)
+        self.faqs.extend(other.faqs)
         self.skipped.extend(other.skipped)
         self.warnings.extend(other.warnings)
         self.formats.update(other.formats)
@@ -81,10 +103,8 @@ def read_file(path: Path) -> ImportReport:
         return _read_jsonl(path)
     if suffix == ".json":
         return _read_json_array(path)
-    if suffix == ".csv":
-        return _read_rows(path, _csv_rows(path), "csv")
-    if suffix == ".xlsx":
-        return _read_rows(path, _xlsx_rows(path), "xlsx")
+    if suffix in (".csv", ".xlsx"):
+        return _sheet(path, suffix[1:])
     raise ImportFailed(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}")
 
 
@@ -138,11 +158,14 @@ def _read_json_array(path: Path) -> ImportReport:
 
 def _add(report: ImportReport, path: Path, number: int, record: Any, fmt: str) -> None:
     try:
-        guide = guangdong_guide(record) if fmt == "guangdong" else guide_from_dict(record)
+        if fmt == "guangdong":
+            report.guides.append(guangdong_guide(record))
+        elif record_kind(record) == "faq":
+            report.faqs.append(faq_from_dict(record))
+        else:
+            report.guides.append(guide_from_dict(record))
     except GuideFormatError as exc:
         report.skipped.append(Problem(str(path), number, str(exc)))
-        return
-    report.guides.append(guide)
 
 
 # --- the Guangdong export ------------------------------------------------------------------
@@ -253,38 +276,72 @@ def _as_list(value: Any) -> list[Any]:
 _ROW_SPLIT = re.compile(r"\s*(?:\r?\n|[；;|])\s*")
 _TRUE = {"是", "true", "yes", "1", "y"}
 _FALSE = {"否", "false", "no", "0", "n"}
+#: Column names an office's FAQ export may use, and the field each one is.
+FAQ_COLUMNS = {
+    "question": "question", "问题": "question", "标准问": "question", "标准问题": "question", "问": "question",
+    "answer": "answer", "答案": "answer", "回答": "answer", "答复": "answer", "标准答案": "answer", "答": "answer",
+    "alternatives": "alternatives", "相似问题": "alternatives", "相似问": "alternatives", "其他问法": "alternatives",
+    "id": "id", "编号": "id", "department": "department", "部门": "department", "责任部门": "department",
+    "region": "region", "地区": "region", "区域": "region", "keywords": "keywords", "关键词": "keywords",
+    "related": "related", "关联事项": "related", "source": "source", "来源": "source",
+    "updated": "updated", "更新时间": "updated", "更新日期": "updated", "sample": "sample",
+}
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
     text = _read_text(path)
     reader = csv.DictReader(text.splitlines(keepends=True))
-    if not reader.fieldnames or "title" not in reader.fieldnames:
-        raise ImportFailed(f"{path}:1: the header row must name the columns, including 'id' and 'title'")
-    for row in reader:
-        if None in row:
-            yield reader.line_num, {"__extra__": row[None]}
-            continue
-        yield reader.line_num, row
+    names = [name.strip() for name in (reader.fieldnames or [])]
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        for row in reader:
+            if None in row:
+                yield reader.line_num, {"__extra__": row[None]}
+                continue
+            yield reader.line_num, {(k or "").strip(): v for k, v in row.items()}
+
+    return names, rows()
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _xlsx_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
     from openpyxl import load_workbook  # only needed for this format
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
         raise ImportFailed(f"{path}: cannot open as an XLSX workbook ({exc})") from None
-    sheet = book.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
+    rows = book.worksheets[0].iter_rows(values_only=True)
     header = next(rows, None)
     names = [str(h).strip() if h is not None else "" for h in (header or ())]
-    if "title" not in names:
-        raise ImportFailed(f"{path}:1: the first row must name the columns, including 'id' and 'title'")
-    for number, values in enumerate(rows, 2):
-        if values is None or all(v is None or str(v).strip() == "" for v in values):
-            continue
-        yield number, {name: value for name, value in zip(names, values, strict=False) if name}
-    book.close()
+
+    def records() -> Iterator[tuple[int, dict[str, Any]]]:
+        for number, values in enumerate(rows, 2):
+            if values is None or all(v is None or str(v).strip() == "" for v in values):
+                continue
+            yield number, {name: value for name, value in zip(names, values, strict=False) if name}
+        book.close()
+
+    return names, records()
+
+
+def _sheet(path: Path, fmt: str) -> ImportReport:
+    """A CSV or XLSX file: an FAQ sheet when its header has a question and an answer column,
+    else one guide per row. A header that is neither says exactly which columns are missing."""
+    names, rows = _csv_rows(path) if fmt == "csv" else _xlsx_rows(path)
+    faq_fields = {FAQ_COLUMNS[n.lower()] for n in names if n.lower() in FAQ_COLUMNS}
+    if {"question", "answer"} & faq_fields and "title" not in names:
+        missing = [f for f in ("question", "answer") if f not in faq_fields]
+        if missing:
+            raise ImportFailed(f"{path}:1: an FAQ sheet needs a {' and an '.join(missing)} column "
+                               f"(found: {', '.join(n for n in names if n) or 'none'})")
+        return _read_faq_rows(path, rows, fmt)
+    missing = [f for f in ("id", "title") if f not in names]
+    if missing:
+        raise ImportFailed(
+            f"{path}:1: the header row lacks the column(s) {', '.join(repr(m) for m in missing)}: a guide sheet "
+            f"needs 'id' and 'title' (field names of bot/knowledge/model.py); an FAQ sheet needs "
+            f"'question' and 'answer' (or 问题 and 答案). Found: {', '.join(n for n in names if n) or 'none'}")
+    return _read_rows(path, rows, fmt)
 
 
 def _read_rows(path: Path, rows: Iterator[tuple[int, dict[str, Any]]], fmt: str) -> ImportReport:
@@ -300,6 +357,55 @@ def _read_rows(path: Path, rows: Iterator[tuple[int, dict[str, Any]]], fmt: str)
             continue
         _add(report, path, number, record, "jsonl")
     return report
+
+
+def _read_faq_rows(path: Path, rows: Iterator[tuple[int, dict[str, Any]]], fmt: str) -> ImportReport:
+    report = ImportReport(formats={str(path): f"{fmt} (FAQ)"})
+    for number, row in rows:
+        if "__extra__" in row:
+            report.skipped.append(Problem(str(path), number, "more cells than header columns"))
+            continue
+        try:
+            record = faq_row_to_record(row, source=path.name)
+        except GuideFormatError as exc:
+            report.skipped.append(Problem(str(path), number, str(exc)))
+            continue
+        _add(report, path, number, record, "jsonl")
+    return report
+
+
+def faq_row_to_record(row: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """One FAQ sheet row as the JSON form of an entry. The answer cell is kept exactly as written
+    (line breaks, punctuation, list markers); only list fields are split into entries."""
+    record: dict[str, Any] = {"source": source}
+    for name, value in row.items():
+        field_name = FAQ_COLUMNS.get(str(name).strip().lower())
+        if field_name is None or value is None:
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).strip()
+        if not text:
+            continue
+        if field_name in FAQ_LIST_FIELDS:
+            record[field_name] = [part for part in _ROW_SPLIT.split(text) if part]
+        elif field_name == "sample":
+            if text.lower() not in _TRUE | _FALSE:
+                raise GuideFormatError(f"column 'sample' must be 是/否 (or true/false), got {text!r}")
+            record[field_name] = text.lower() in _TRUE
+        else:
+            record[field_name] = text
+    if "question" not in record or "answer" not in record:
+        raise GuideFormatError(f"the {'question' if 'question' not in record else 'answer'} cell is empty")
+    record.setdefault("id", faq_id(record["question"]))
+    return record
+
+
+def faq_id(question: str) -> str:
+    """A stable id for an entry that has none: the same question gives the same id on every import."""
+    import hashlib
+
+    return "faq-" + hashlib.sha1(" ".join(question.split()).encode("utf-8")).hexdigest()[:12]
 
 
 def row_to_record(row: dict[str, Any]) -> dict[str, Any]:
@@ -342,11 +448,11 @@ def _materials_cell(text: str) -> list[Any]:
     return [part for part in _ROW_SPLIT.split(text) if part]
 
 
-def write_jsonl(guides: list[Guide], path: Path) -> None:
-    """Write guides in the project's JSON Lines form (atomically)."""
+def write_jsonl(records: Sequence[Guide | FaqEntry], path: Path) -> None:
+    """Write guides and FAQ entries in the project's JSON Lines form (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as out:
-        for guide in guides:
-            out.write(json.dumps(guide.to_dict(), ensure_ascii=False) + "\n")
+        for record in records:
+            out.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
     tmp.replace(path)

@@ -1,4 +1,4 @@
-"""The service-guide schema: one typed record per government service item.
+"""The knowledge schema: one typed record per government service item, and per FAQ entry.
 
 A :class:`Guide` carries every field of a one-time notification (一次性告知) listed in
 ``docs/domain.md``: what the item is, who may apply, what to bring, how long it takes,
@@ -10,6 +10,11 @@ answer can say "本指南未载明" and point to the consultation phone instead 
 
 The JSON form (one object per line in ``*.jsonl``) uses exactly the attribute names
 below; :func:`guide_from_dict` is its only reader and reports problems by field name.
+
+The second kind of knowledge is an office's FAQ (常见问题): a question, the official answer, and
+where it belongs (:class:`FaqEntry`, read by :func:`faq_from_dict`). A record is an FAQ entry when
+it has an ``answer`` (and no ``title``); :func:`record_kind` tells the two apart, so one file may
+hold both.
 """
 
 from __future__ import annotations
@@ -234,3 +239,96 @@ def _materials(value: Any) -> tuple[Material, ...]:
         values: dict[str, Any] = {k: (v.strip() if isinstance(v, str) else v) for k, v in item.items() if v is not None}
         out.append(Material(**values))
     return tuple(out)
+
+
+# --- FAQ entries ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One question an office answers officially (常见问题), beside the item guides.
+
+    Attributes:
+        id: stable identifier, unique across the whole knowledge base ("faq-…").
+        question: the canonical question, as the office's list phrases it.
+        alternatives: other ways the same question is asked (indexed for retrieval).
+        answer: the official answer, shown **verbatim**: never split, reflowed or shortened.
+        department: who answers for it.
+        region: where it applies (None: wherever the assistant is deployed).
+        keywords: a few terms the entry is about (indexed for retrieval).
+        related: ids of item guides the entry belongs to (their buttons follow the answer).
+        source: where the entry came from (a file, a sheet, "sample").
+        updated: when the office last confirmed it (text, e.g. "2026-12-02").
+        sample: True for sample content whose facts a deploying office must confirm.
+    """
+
+    id: str
+    question: str
+    answer: str
+    alternatives: tuple[str, ...] = ()
+    department: str | None = None
+    region: str | None = None
+    keywords: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    source: str = "local"
+    updated: str | None = None
+    sample: bool = False
+
+    @property
+    def title(self) -> str:
+        """What a button or a list shows for this entry: its question."""
+        return self.question
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        return {k: _listify(v) for k, v in raw.items() if v not in (None, (), [])}
+
+
+FAQ_LIST_FIELDS = {"alternatives", "keywords", "related"}
+FAQ_STR_FIELDS = {"id", "question", "answer", "department", "region", "source", "updated"}
+FAQ_KNOWN = FAQ_LIST_FIELDS | FAQ_STR_FIELDS | {"sample"}
+
+
+def record_kind(data: Any) -> str:
+    """'faq' for a record with an answer and no title, else 'guide'."""
+    if isinstance(data, dict) and "answer" in data and "title" not in data:
+        return "faq"
+    return "guide"
+
+
+def faq_from_dict(data: Any) -> FaqEntry:
+    """Build a :class:`FaqEntry` from its JSON form, checking every field.
+
+    The answer is kept exactly as written (only surrounding white space is trimmed).
+
+    Raises:
+        GuideFormatError: naming the field and what is wrong with it.
+    """
+    if not isinstance(data, dict):
+        raise GuideFormatError(f"an FAQ entry must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - FAQ_KNOWN)
+    if unknown:
+        raise GuideFormatError(f"unknown FAQ field(s) {', '.join(unknown)}; known: {', '.join(sorted(FAQ_KNOWN))}")
+    for required in ("id", "question", "answer"):
+        value = data.get(required)
+        if not isinstance(value, str) or not value.strip():
+            raise GuideFormatError(f"field '{required}' is missing or empty")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if value is None:
+            continue
+        if name in FAQ_LIST_FIELDS:
+            kwargs[name] = _str_list(name, value)
+        elif name == "sample":
+            if not isinstance(value, bool):
+                raise GuideFormatError(f"field 'sample' must be true or false, got {value!r}")
+            kwargs[name] = value
+        else:
+            if not isinstance(value, str):
+                raise GuideFormatError(f"field '{name}' must be text, got {value!r}")
+            kwargs[name] = value.strip()
+    return FaqEntry(**kwargs)
+
+
+#: Anything the knowledge base answers with.
+Record = Guide | FaqEntry
