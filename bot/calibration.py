@@ -6,12 +6,16 @@ embedding lands near something). A logistic model over a handful of signals does
 the top guide's dense and lexical scores, how far it leads the next one, how much of its
 title the question covers, the best lexical hit anywhere, and the question's length.
 
-The model is fitted on the **dev** split of the evaluation questions by
-``make calibrate`` and stored as ``knowledge/calibration.json`` (a few numbers, readable
-and diffable). Its cut is chosen on cross-validated dev predictions so that at most
-``MAX_LOST`` of answerable dev questions are turned away. The frozen test split is never
-seen. Without the file — or when it was fitted for another embedding model — the retriever
-falls back to the plain ``GUIDE_MIN_SCORE`` threshold, and says so in the log.
+The model is fitted on the **dev** splits of the evaluation sets by ``make calibrate`` and
+stored as ``knowledge/calibration.json`` (a few numbers, readable and diffable). Its cut is
+chosen on cross-validated dev predictions so that at most ``MAX_LOST`` of answerable dev
+questions are turned away. The frozen test splits are never seen.
+
+A calibration belongs to the knowledge base it was fitted on: the file records the index's
+knowledge fingerprint and the embedding model. Applied to another knowledge base (an office
+that imported its own region's guides) or another model, the retriever warns at start and falls
+back to the plain ``GUIDE_MIN_SCORE`` threshold, until the office calibrates its own
+(``knowledge calibrate``, :mod:`bot.selfcalibrate`, needs no hand-labelled questions).
 """
 
 from __future__ import annotations
@@ -28,8 +32,13 @@ from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: The signals, in order. ``bot.retrieval`` computes them for every search.
-FEATURES: tuple[str, ...] = ("dense", "lexical", "margin", "log_length", "lexical_max", "cover_max", "cover")
+#: The signals, in order. ``bot.retrieval`` computes them for every search: the ranker's score of
+#: the top candidate and its lead over the next, the top candidate's dense and lexical scores and
+#: how much of the query its names cover (and of its name the query covers, and the longest run of
+#: characters they share), the best lexical score anywhere, the question's length and whether it
+#: is a short keyword.
+FEATURES: tuple[str, ...] = ("top", "margin", "dense", "lexical", "q_cover", "t_cover", "lcs_q", "log_length",
+                             "lexical_max", "short")
 #: Inverse regularisation strength of the logistic fit.
 C = 1.0
 #: The most answerable dev questions the cut may turn away ("lost").
@@ -46,6 +55,8 @@ class NothingFits:
     cut: float
     model: str
     fitted_on: str
+    #: The knowledge fingerprint (index manifest) of the knowledge base it was fitted on.
+    knowledge: str = ""
 
     def probability(self, values: Mapping[str, float]) -> float:
         z = self.intercept + sum(w * values[name] for name, w in zip(self.features, self.weights, strict=True))
@@ -55,8 +66,9 @@ class NothingFits:
         return self.probability(values) >= self.cut
 
     @classmethod
-    def load(cls, path: Path, *, model: str) -> NothingFits | None:
-        """The stored model, or None (with a log line) when absent or fitted for another model.
+    def load(cls, path: Path, *, model: str, knowledge: str | None = None) -> NothingFits | None:
+        """The stored model, or None (with a warning) when absent or fitted for another model or
+        another knowledge base (``knowledge``: the index's fingerprint; None skips that check).
 
         Raises:
             ConfigError: when the file exists but cannot be used as written.
@@ -69,16 +81,24 @@ class NothingFits:
             fitted = cls(
                 features=tuple(raw["features"]), weights=tuple(float(w) for w in raw["weights"]),
                 intercept=float(raw["intercept"]), cut=float(raw["cut"]), model=str(raw["model"]),
-                fitted_on=str(raw.get("fitted_on", "")),
+                fitted_on=str(raw.get("fitted_on", "")), knowledge=str(raw.get("knowledge", "")),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: not a calibration file ({exc}); rerun `make calibrate` or delete it") from None
         unknown = set(fitted.features) - set(FEATURES)
         if unknown or len(fitted.weights) != len(fitted.features):
-            raise ConfigError(f"{path}: unknown features {sorted(unknown)}; rerun `make calibrate`")
+            log.warning("calibration %s was fitted on signals this version no longer computes (%s); using the "
+                        "GUIDE_MIN_SCORE threshold until you rerun `make calibrate` or `knowledge calibrate`",
+                        path, ", ".join(sorted(unknown)) or "a different count")
+            return None
         if fitted.model != model:
-            log.warning("calibration %s was fitted for model %s, not %s; using GUIDE_MIN_SCORE",
-                        path, fitted.model, model)
+            log.warning("calibration %s was fitted for model %s, not %s; using the GUIDE_MIN_SCORE threshold "
+                        "(run `knowledge calibrate`)", path, fitted.model, model)
+            return None
+        if knowledge is not None and fitted.knowledge != knowledge:
+            log.warning("calibration %s was fitted on another knowledge base (fingerprint %s…, this one %s…); "
+                        "using the GUIDE_MIN_SCORE threshold until you run `knowledge calibrate` for this one",
+                        path, fitted.knowledge[:12] or "none", knowledge[:12])
             return None
         return fitted
 
@@ -102,7 +122,8 @@ def _fit(rows: Sequence[Mapping[str, float]], labels: Sequence[bool]) -> tuple[l
 
 
 def fit_nothing_fits(
-    rows: Sequence[Mapping[str, float]], unanswerable: Sequence[bool], *, model: str, folds: int = 5, seed: int = 0
+    rows: Sequence[Mapping[str, float]], unanswerable: Sequence[bool], *, model: str, knowledge: str = "",
+    fitted_on: str = "dev split", folds: int = 5, seed: int = 0, max_lost: float = MAX_LOST,
 ) -> tuple[NothingFits, dict[str, float]]:
     """Fit on dev questions' signals; pick the cut on cross-validated predictions.
 
@@ -123,7 +144,7 @@ def fit_nothing_fits(
     answerable_p = sorted(p for p, u in zip(held_out, unanswerable, strict=True) if not u)
     unanswerable_p = [p for p, u in zip(held_out, unanswerable, strict=True) if u]
     # The lowest cut that turns away at most MAX_LOST of answerable questions.
-    allowed = math.floor(MAX_LOST * len(answerable_p))
+    allowed = math.floor(max_lost * len(answerable_p))
     cut = answerable_p[-allowed - 1] + 1e-6 if allowed < len(answerable_p) else 1.0
     cut = min(max(cut, 0.5), 0.99)
     figures = {
@@ -131,6 +152,6 @@ def fit_nothing_fits(
         "cv_answerable_lost": round(sum(p >= cut for p in answerable_p) / len(answerable_p), 4),
     }
     weights, intercept = _fit(rows, unanswerable)
-    fitted_on = f"dev split: {len(answerable_p)} answerable, {len(unanswerable_p)} unanswerable questions"
+    fitted_on = f"{fitted_on}: {len(answerable_p)} answerable, {len(unanswerable_p)} unanswerable questions"
     return NothingFits(FEATURES, tuple(round(w, 6) for w in weights), round(intercept, 6), round(cut, 6), model,
-                       fitted_on), figures
+                       fitted_on, knowledge), figures

@@ -1,15 +1,19 @@
 """The FAISS index over the knowledge base, and its manifest.
 
-Each guide contributes several vectors — its title, every alias, every typical question,
-and a short passage of what people search by (department, topics, materials) — because a
-citizen's question may resemble any one of them; a guide's dense score is the best of
-its vectors. The folder holds:
+Each record — an item guide or an FAQ entry — contributes several vectors, because a
+citizen's question may resemble any one of them: a guide its title, every alias, every typical
+question, and a short passage of what people search by (department, topics, materials); an FAQ
+entry its question, every alternative question and keyword, and a passage of its question and
+answer. Each vector keeps its field (:data:`FIELDS`), so ranking can weigh a title match apart
+from a typical-question match. The folder holds:
 
 * ``vectors.faiss``: the FAISS index (inner product over normalised vectors = cosine);
-* ``rows.npy``: for every vector, the position of its guide in ``guides.jsonl``;
-* ``guides.jsonl``: the guides exactly as indexed, so the action server needs no importer;
-* ``manifest.json``: model name and dimension, index type, counts, the knowledge
-  fingerprint, and build time. A mismatch with the running model is refused, not guessed.
+* ``rows.npy``: for every vector, the position of its record in ``records.jsonl``;
+* ``fields.npy``: for every vector, the field it was made from (an index into :data:`FIELDS`);
+* ``records.jsonl``: the guides, then the FAQ entries, exactly as indexed (no importer needed);
+* ``manifest.json``: model name and dimension (and the adaptation that produced the model, when
+  there is one), index type, counts, the knowledge fingerprint, and build time. A mismatch with
+  the running model is refused, not guessed.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from bot.embedding.encoder import Encoder, Kind
 from bot.errors import IndexMissing
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.importers import write_jsonl
-from bot.knowledge.model import Guide, guide_from_dict
+from bot.knowledge.model import FaqEntry, Guide, Record, faq_from_dict, guide_from_dict, record_kind
 from bot.text import normalize
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: What a vector was made from. A guide's title and an FAQ entry's question are its "name".
+FIELDS = ("name", "alias", "question", "passage")
 #: Up to this many vectors an exact flat index is both fast enough and simplest. Above it,
 #: HNSW: measured over the same 60,000 vectors (`make bench-scale`), HNSW answered in 0.5 ms
 #: instead of 30 ms with 0.98 recall@10 against the exact result, and built in 8 s.
@@ -51,32 +57,45 @@ class IndexManifest:
     fingerprint: str
     built_at: str
     build_seconds: float
+    faqs: int = 0
+    #: The domain adaptation that produced the model (its manifest), or None for the base model.
+    adaptation: dict[str, Any] | None = None
 
 
 def guide_texts(guide: Guide) -> list[tuple[Kind, str]]:
-    """The texts a guide is found by, each with the e5 prompt kind to encode it with.
+    """The texts a guide is found by, each with the e5 prompt kind to encode it with."""
+    return [(kind, text) for kind, _, text in record_texts(guide)]
 
-    Titles, aliases and questions are short question-like texts: they are compared with
-    the citizen's question symmetrically ("query"). The summary is a document ("passage").
-    """
-    texts: list[tuple[Kind, str]] = [("query", guide.title)]
-    texts += [("query", alias) for alias in guide.aliases]
-    texts += [("query", question) for question in guide.questions]
-    parts = [guide.title]
-    if guide.department:
-        parts.append(guide.department)
-    if guide.topics:
-        parts.append("、".join(guide.topics))
-    if guide.materials:
-        parts.append("材料：" + "、".join(m.name for m in guide.materials[:8]))
-    texts.append(("passage", "。".join(parts)))
-    seen: set[str] = set()
-    out: list[tuple[Kind, str]] = []
-    for kind, text in texts:
+
+def record_texts(record: Record) -> list[tuple[Kind, str, str]]:
+    """The texts a record is found by: (e5 prompt kind, field, text), duplicates dropped.
+
+    Names, aliases and questions are short question-like texts: they are compared with the
+    citizen's question symmetrically ("query"). The summary passage is a document ("passage")."""
+    texts: list[tuple[Kind, str, str]]
+    if isinstance(record, FaqEntry):
+        texts = [("query", "name", record.question)]
+        texts += [("query", "alias", text) for text in (*record.alternatives, *record.keywords)]
+        texts.append(("passage", "passage", f"{record.question}。{record.answer}"))
+    else:
+        texts = [("query", "name", record.title)]
+        texts += [("query", "alias", alias) for alias in record.aliases]
+        texts += [("query", "question", question) for question in record.questions]
+        parts = [record.title]
+        if record.department:
+            parts.append(record.department)
+        if record.topics:
+            parts.append("、".join(record.topics))
+        if record.materials:
+            parts.append("材料：" + "、".join(m.name for m in record.materials[:8]))
+        texts.append(("passage", "passage", "。".join(parts)))
+    seen: set[tuple[str, str]] = set()
+    out: list[tuple[Kind, str, str]] = []
+    for kind, field_name, text in texts:
         clean = normalize(text, limit=400)
         if clean and (kind, clean) not in seen:
-            seen.add((kind, clean))  # type: ignore[arg-type]
-            out.append((kind, clean))
+            seen.add((kind, clean))
+            out.append((kind, field_name, clean))
     return out
 
 
@@ -101,17 +120,19 @@ def build_index(
     progress: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> IndexManifest:
-    """Encode every guide and write the index folder atomically (temp folder, then rename)."""
+    """Encode every record and write the index folder atomically (temp folder, then rename)."""
     import faiss
 
     started = time.perf_counter()
-    guides = list(kb)
+    records = kb.records()
     rows: list[int] = []
+    fields_: list[int] = []
     by_kind: dict[Kind, list[tuple[int, str]]] = {"query": [], "passage": []}
-    for position, guide in enumerate(guides):
-        for kind, text in guide_texts(guide):
+    for position, record in enumerate(records):
+        for kind, field_name, text in record_texts(record):
             by_kind[kind].append((len(rows), text))
             rows.append(position)
+            fields_.append(FIELDS.index(field_name))
     vectors = np.zeros((len(rows), encoder.dim), dtype=np.float32)
     for kind, items in by_kind.items():
         if not items:
@@ -127,17 +148,20 @@ def build_index(
     tmp.mkdir(parents=True)
     faiss.write_index(index, str(tmp / "vectors.faiss"))
     np.save(tmp / "rows.npy", np.asarray(rows, dtype=np.int32))
-    write_jsonl(guides, tmp / "guides.jsonl")
+    np.save(tmp / "fields.npy", np.asarray(fields_, dtype=np.int8))
+    write_jsonl(records, tmp / "records.jsonl")
     manifest = IndexManifest(
         format_version=FORMAT_VERSION,
         model=encoder.name,
         dim=encoder.dim,
         index_type=index_type,
-        guides=len(guides),
+        guides=len(kb.guides),
         vectors=len(rows),
         fingerprint=fingerprint,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         build_seconds=round(time.perf_counter() - started, 2),
+        faqs=len(kb.faqs),
+        adaptation=getattr(encoder, "adaptation", None),
     )
     (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
     old = out_dir.with_name(out_dir.name + ".old")
@@ -169,9 +193,16 @@ class LoadedIndex:
     """An index read back from disk, ready to search."""
 
     manifest: IndexManifest
-    guides: list[Guide]
+    records: list[Record]
     rows: np.ndarray
+    fields: np.ndarray
     faiss_index: Any
+    #: For every record position, the range of its vector rows (they are stored together).
+    spans: list[tuple[int, int]]
+
+    @property
+    def guides(self) -> list[Guide]:
+        return [r for r in self.records if isinstance(r, Guide)]
 
     @classmethod
     def load(cls, index_dir: Path, *, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedIndex:
@@ -187,16 +218,33 @@ class LoadedIndex:
             raise IndexMissing(
                 f"{index_dir}: built with model '{manifest.model}', running '{expect_model}'; rebuild the index"
             )
-        with (index_dir / "guides.jsonl").open(encoding="utf-8") as lines:
-            guides = [guide_from_dict(json.loads(line)) for line in lines if line.strip()]
+        records: list[Record] = []
+        with (index_dir / "records.jsonl").open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    data = json.loads(line)
+                    records.append(faq_from_dict(data) if record_kind(data) == "faq" else guide_from_dict(data))
         rows = np.load(index_dir / "rows.npy")
+        fields_ = np.load(index_dir / "fields.npy")
         index = faiss.read_index(str(index_dir / "vectors.faiss"))
-        if index.ntotal != len(rows) or len(guides) != manifest.guides:
+        if index.ntotal != len(rows) or len(fields_) != len(rows) or len(records) != manifest.guides + manifest.faqs:
             raise IndexMissing(f"{index_dir}: index files disagree with each other; rebuild the index")
-        return cls(manifest=manifest, guides=guides, rows=rows, faiss_index=index)
+        starts = np.searchsorted(rows, np.arange(len(records)), side="left")
+        ends = np.searchsorted(rows, np.arange(len(records)), side="right")
+        return cls(manifest=manifest, records=records, rows=rows, fields=fields_, faiss_index=index,
+                   spans=list(zip(starts.tolist(), ends.tolist(), strict=True)))
+
+    def vectors(self) -> np.ndarray:
+        """Every stored vector, as a read-only view of FAISS's own storage (no copy)."""
+        import faiss
+
+        storage = getattr(self.faiss_index, "storage", None)
+        flat: Any = faiss.downcast_index(storage) if storage is not None else self.faiss_index
+        data = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d)
+        return np.asarray(data).reshape(flat.ntotal, flat.d)
 
     def search(self, query_vector: np.ndarray, k: int) -> dict[int, float]:
-        """Best dense score per guide position among the ``k`` nearest vectors."""
+        """Best dense score per record position among the ``k`` nearest vectors."""
         scores, ids = self.faiss_index.search(query_vector.reshape(1, -1).astype(np.float32), k)
         best: dict[int, float] = {}
         for score, row in zip(scores[0], ids[0], strict=True):

@@ -1,16 +1,17 @@
-"""Finding the guide a citizen means.
+"""Finding the guide or FAQ entry a citizen means.
 
-Hybrid scoring: the dense score (cosine of the e5 embedding against a guide's best
-vector) finds paraphrases; a character n-gram TF-IDF score over names, aliases and typical
-questions rescues exact terms the embedding blurs (证件 names, 公积金, item codes).
-A region or office the citizen names ("在广州", "公安局") nudges the ranking towards
-guides of that place or office (:mod:`bot.scope`). Then one of three outcomes:
+Candidates come from two sides: the dense side (the e5 embedding of the question against every
+record's vectors) finds paraphrases; a character n-gram TF-IDF over names and aliases rescues
+exact terms the embedding blurs (证件 names, 公积金, item codes). Each candidate is then described
+by a few features and ordered by the learned ranker of :mod:`bot.ranking`. A region or office the
+citizen names ("在广州", "公安局") drops records tied to another place and counts for those of that
+place or office (:mod:`bot.scope`). Then one of three outcomes:
 
-* ``clear``: answer the best guide;
+* ``clear``: answer the best record;
 * ``ambiguous``: the top candidates are too close to call — offer them as buttons;
 * ``none``: nothing fits — say so and give the next step (phone, window). This is decided
-  by the calibrated model of :mod:`bot.calibration` when one is present, otherwise by the
-  ``GUIDE_MIN_SCORE`` threshold.
+  by the calibrated model of :mod:`bot.calibration` when one fits this knowledge base and
+  model, otherwise by the ``GUIDE_MIN_SCORE`` threshold.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
@@ -26,8 +28,9 @@ import numpy as np
 
 from bot.calibration import NothingFits
 from bot.embedding.encoder import Encoder
-from bot.index import LoadedIndex
-from bot.knowledge.model import Guide
+from bot.index import FIELDS, LoadedIndex
+from bot.knowledge.model import FaqEntry, Guide, Record
+from bot.ranking import HOW_TO, SHORT_QUERY, YES_NO, Ranker, fallback_score, features
 from bot.scope import Mentions, Scope
 from bot.settings import Settings
 from bot.synonyms import Synonyms
@@ -35,22 +38,27 @@ from bot.text import has_content, normalize
 
 Status = Literal["clear", "ambiguous", "none", "empty"]
 
-#: Weight of the lexical score in the combined score (the dense score has 1 - this).
-LEXICAL_WEIGHT = 0.15
-#: How many nearest vectors to pull from FAISS before grouping them by guide.
+#: How many nearest vectors to pull from FAISS before grouping them by record.
 DENSE_POOL = 64
-#: Added to the score of a guide of the region or department the citizen named.
-SCOPE_BOOST = 0.02
+#: How many lexical hits join the candidates even when the embedding missed them.
+LEXICAL_POOL = 16
+#: How many candidates (by the fixed blend) the ranker looks at closely.
+RERANK = 24
 
 
 @dataclass(frozen=True)
 class Match:
-    """One candidate guide and why it scored as it did."""
+    """One candidate record and why it scored as it did."""
 
-    guide: Guide
+    item: Record
     score: float
     dense: float
     lexical: float
+    features: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_faq(self) -> bool:
+        return isinstance(self.item, FaqEntry)
 
 
 @dataclass(frozen=True)
@@ -92,25 +100,33 @@ def _terms(text: str) -> list[str]:
     return out
 
 
-class _Lexical:
-    """Character 1-2-gram TF-IDF over each name and alias of every guide.
+def names_of(record: Record) -> tuple[str, ...]:
+    """What a record is called: a guide's title and aliases; an FAQ entry's question, other phrasings
+    and keywords."""
+    if isinstance(record, FaqEntry):
+        return (record.question, *record.alternatives, *record.keywords)
+    return (record.title, *record.aliases)
 
-    Like the dense side, a guide scores by its best text, so a short exact alias ("扯证")
+
+class _Lexical:
+    """Character 1-2-gram TF-IDF over each name of every record.
+
+    Like the dense side, a record scores by its best text, so a short exact alias ("扯证")
     counts fully. Typical questions are left to the dense side: their shared wording
     ("要多少钱", "去哪里办") would make a bare aspect question look like a match.
     """
 
-    def __init__(self, guides: list[Guide]) -> None:
+    def __init__(self, records: list[Record]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts: list[str] = []
         rows: list[int] = []
-        for position, guide in enumerate(guides):
-            for text in (guide.title, *guide.aliases):
+        for position, record in enumerate(records):
+            for text in names_of(record):
                 texts.append(normalize(text, limit=0))
                 rows.append(position)
         self._rows = np.asarray(rows, dtype=np.int64)
-        self._count = len(guides)
+        self._count = len(records)
         self._vectorizer = TfidfVectorizer(analyzer=_terms, sublinear_tf=True)
         self._matrix: Any = self._vectorizer.fit_transform(texts)
 
@@ -129,21 +145,30 @@ class Retriever:
         self.index = index
         self.encoder = encoder
         self.settings = settings
-        self.guides = index.guides
-        self.by_id = {g.id: g for g in index.guides}
-        self._lexical = _Lexical(index.guides)
-        self._titles = [frozenset(ch for ch in normalize(g.title, limit=0) if ch.isalnum()) for g in index.guides]
+        self.records = index.records
+        self.guides = [r for r in index.records if isinstance(r, Guide)]
+        self.by_id = {r.id: r for r in index.records}
+        self._lexical = _Lexical(index.records)
+        self._names = [normalize(" ".join(names_of(r)), limit=0) for r in index.records]
+        self._titles = [normalize(r.title, limit=0) for r in index.records]
+        self._vectors = index.vectors()
+        #: For an FAQ entry, the item it belongs to (its first related id); "" for guides.
+        self._item_of = [r.related[0] if isinstance(r, FaqEntry) and r.related else "" for r in index.records]
         self.synonyms = Synonyms.load(settings.synonyms)
-        self.scope = Scope(index.guides)
-        self.nothing_fits = NothingFits.load(settings.calibration, model=encoder.name)
+        self.scope = Scope(index.records)
+        self.ranker = Ranker.load(settings.ranker, model=encoder.name)
+        self.nothing_fits = NothingFits.load(settings.calibration, model=encoder.name,
+                                             knowledge=index.manifest.fingerprint)
 
     def search(
-        self, text: str, *, k: int | None = None, region: str | None = None, department: str | None = None
+        self, text: str, *, k: int | None = None, region: str | None = None, department: str | None = None,
+        exclude: Collection[str] = (),
     ) -> SearchResult:
-        """Rank guides for ``text`` and decide clear / ambiguous / none.
+        """Rank records for ``text`` and decide clear / ambiguous / none.
 
         ``region`` and ``department`` are names the citizen gave earlier in the conversation;
-        names in ``text`` itself are found without them.
+        names in ``text`` itself are found without them. ``exclude`` leaves records out (by id),
+        as if the knowledge base did not have them (self-calibration uses it).
         """
         started = time.perf_counter()
         query = normalize(text)
@@ -155,52 +180,91 @@ class Retriever:
         vector = self.encoder.encode([expanded], kind="query")[0]
         dense = self.index.search(vector, DENSE_POOL)
         lexical = self._lexical.scores(expanded)
-        # Candidates: the dense pool plus the best lexical hits the embedding may have missed.
         candidates = set(dense)
-        candidates.update(int(i) for i in np.argsort(-lexical)[:16] if lexical[i] > 0)
+        candidates.update(int(i) for i in np.argsort(-lexical)[:LEXICAL_POOL] if lexical[i] > 0)
         floor = min(dense.values()) if dense else 0.0
-        scored: list[tuple[float, int, float, float]] = []
+        blended: list[tuple[float, int, float]] = []
         for position in candidates:
-            d = dense.get(position, floor)
-            lex = float(lexical[position])
-            score = (1 - LEXICAL_WEIGHT) * d + LEXICAL_WEIGHT * lex
+            if exclude and self.records[position].id in exclude:
+                continue
+            scope = 0.0
             if mentions:
                 fits = self.scope.fits_region(position, mentions.regions)
                 if fits is False:
                     continue
-                if fits or self.scope.fits_department(position, mentions.departments):
-                    score += SCOPE_BOOST
-            scored.append((score, position, d, lex))
-        scored.sort(reverse=True)
-        signals = self._signals(query, expanded, scored, float(lexical.max()) if len(lexical) else 0.0)
-        matches = [Match(self.guides[p], round(s, 4), round(d, 4), round(x, 4)) for s, p, d, x in scored[:k]]
+                scope = 1.0 if fits or self.scope.fits_department(position, mentions.departments) else 0.0
+            prescore = fallback_score({"dense": dense.get(position, floor), "lexical": float(lexical[position]),
+                                       "scope": scope})
+            blended.append((prescore, position, scope))
+        blended.sort(reverse=True)
+        shortlist = blended[:RERANK]
+        items = {self.records[p].id for _, p, _ in shortlist}
+        about = {self._item_of[p] for _, p, _ in shortlist if self._item_of[p]}
+        scored: list[tuple[float, int, dict[str, float]]] = []
+        for prescore, position, scope in shortlist:
+            record = self.records[position]
+            sibling = self._item_of[position] in items if isinstance(record, FaqEntry) else record.id in about
+            values = self._features(expanded, vector, position, float(lexical[position]), scope, sibling)
+            scored.append((self.ranker.score(values) if self.ranker else prescore, position, values))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        self._prefer_the_item(expanded, scored)
+        matches = [Match(self.records[p], round(s, 4), round(v["dense"], 4), round(v["lexical"], 4), v)
+                   for s, p, v in scored[:k]]
+        signals = self._signals(query, scored, float(lexical.max()) if len(lexical) else 0.0)
         p_none = self.nothing_fits.probability(signals) if self.nothing_fits and signals else None
         return SearchResult(
             query=query, status=self._decide(matches, p_none), matches=matches,
             seconds=time.perf_counter() - started, signals=signals, p_none=p_none, mentions=mentions,
         )
 
-    def _signals(
-        self, query: str, expanded: str, scored: list[tuple[float, int, float, float]], lexical_max: float
-    ) -> dict[str, float]:
+    def _prefer_the_item(self, query: str, scored: list[tuple[float, int, dict[str, float]]]) -> None:
+        """"身份证过期了怎么办" asks how to get the item done: when an FAQ entry about an item ranks first
+        and the item's own guide is among the candidates, the guide goes first — its one-time
+        notification answers the whole question, where the entry answers one situation. A question
+        about a situation or a permission ("过期了还能换吗") keeps the entry first."""
+        if not scored or not HOW_TO.search(query) or YES_NO.search(query):
+            return
+        item = self._item_of[scored[0][1]]
+        if not item:
+            return
+        for i, (_, position, _) in enumerate(scored):
+            if self.records[position].id == item:
+                moved = scored.pop(i)
+                scored.insert(0, (scored[0][0] + 1e-3, moved[1], moved[2]))
+                return
+
+    def _features(self, query: str, vector: np.ndarray, position: int, lexical: float, scope: float,
+                  sibling: bool) -> dict[str, float]:
+        start, end = self.index.spans[position]
+        cosines = self._vectors[start:end] @ vector
+        per_field: dict[str, float] = {}
+        for cosine, code in zip(cosines.tolist(), self.index.fields[start:end].tolist(), strict=True):
+            name = FIELDS[code]
+            if cosine > per_field.get(name, -1.0):
+                per_field[name] = cosine
+        record = self.records[position]
+        return features(query, names=self._names[position], title=self._titles[position], dense=per_field,
+                        lexical=lexical, sample=record.sample, faq=isinstance(record, FaqEntry),
+                        vectors=end - start, scope=scope, sibling=sibling)
+
+    def _signals(self, query: str, scored: list[tuple[float, int, dict[str, float]]], lexical_max: float
+                 ) -> dict[str, float]:
         """The inputs of the "nothing fits" decision (names in ``bot.calibration.FEATURES``)."""
         if not scored:
             return {}
-        chars = set(expanded)
-
-        def cover(position: int) -> float:
-            title = self._titles[position]
-            return sum(1 for ch in title if ch in chars) / max(1, len(title))
-
-        top = scored[0]
+        top_score, _, top = scored[0]
+        chars = sum(1 for ch in query if ch.isalnum())
         return {
-            "dense": top[2],
-            "lexical": top[3],
-            "margin": top[0] - scored[1][0] if len(scored) > 1 else top[0],
-            "log_length": math.log(len(query) + 1),
+            "top": top_score,
+            "margin": top_score - scored[1][0] if len(scored) > 1 else top_score,
+            "dense": top["dense"],
+            "lexical": top["lexical"],
+            "q_cover": top["q_cover"],
+            "t_cover": top["t_cover"],
+            "lcs_q": top["lcs_q"],
+            "log_length": math.log(chars + 1),
             "lexical_max": lexical_max,
-            "cover_max": max(cover(p) for _, p, _, _ in scored[:32]),
-            "cover": cover(top[1]),
+            "short": 1.0 if chars <= SHORT_QUERY else 0.0,
         }
 
     def _decide(self, matches: list[Match], p_none: float | None) -> Status:
@@ -209,8 +273,13 @@ class Retriever:
         if self.nothing_fits is not None and p_none is not None:
             if p_none >= self.nothing_fits.cut:
                 return "none"
-        elif matches[0].score < self.settings.min_score:
+        elif matches[0].dense < self.settings.min_score:
             return "none"
-        if len(matches) > 1 and matches[0].score - matches[1].score < self.settings.clear_margin:
+        # Only another item is a rival: an FAQ entry about the first item (or that entry's item) is not.
+        first = matches[0].item
+        family = {first.id, first.related[0] if isinstance(first, FaqEntry) and first.related else ""}
+        rivals = [m for m in matches[1:] if m.item.id not in family and not (
+            isinstance(m.item, FaqEntry) and m.item.related and m.item.related[0] in family)]
+        if rivals and matches[0].score - rivals[0].score < self.settings.clear_margin:
             return "ambiguous"
         return "clear"

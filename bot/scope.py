@@ -15,10 +15,10 @@ items) stay, because they apply everywhere below them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.knowledge.model import Guide
+from bot.knowledge.model import Record
 from bot.text import normalize
 
 _LEVEL = re.compile(r"(特别行政区|自治州|自治区|地区|街道|省|市|盟|县|区|镇)$")
@@ -85,7 +85,7 @@ def department_stems(name: str, regions: Iterable[str] = ()) -> set[str]:
 class Scope:
     """Place and office names known to a knowledge base, and how guides relate to them."""
 
-    def __init__(self, guides: list[Guide]) -> None:
+    def __init__(self, guides: Sequence[Record]) -> None:
         # Sample items stand for "wherever this is deployed": they never belong to a region.
         own = [None if g.sample else g.region for g in guides]
         regions = {r for r in own if r}

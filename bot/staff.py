@@ -205,7 +205,7 @@ def _titles(settings: Settings) -> dict[str, str]:
     """Guide titles for the reports, read from the built index (no model needed)."""
     import json
 
-    path = settings.index_dir / "guides.jsonl"
+    path = settings.index_dir / "records.jsonl"
     if not path.is_file():
         return {}
     out = {}
@@ -213,7 +213,7 @@ def _titles(settings: Settings) -> dict[str, str]:
         for line in lines:
             if line.strip():
                 record = json.loads(line)
-                out[record["id"]] = record["title"]
+                out[record["id"]] = record.get("title") or record.get("question") or record["id"]
     return out
 
 

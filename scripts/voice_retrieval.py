@@ -40,7 +40,7 @@ def main() -> int:
 
     def ranks(text: str, wanted: set[str]) -> tuple[bool, bool]:
         result = service.search(text)
-        ids = [m.guide.id for m in result.matches] if result.status not in ("none", "empty") else []
+        ids = [m.item.id for m in result.matches] if result.status not in ("none", "empty") else []
         return bool(ids[:1] and ids[0] in wanted), bool(wanted & set(ids[:5]))
 
     typed = [ranks(s["question"], expected[s["question"]]) for s in rows]

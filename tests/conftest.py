@@ -15,6 +15,7 @@ import pytest
 from bot.settings import ROOT, Settings, load_settings
 
 SAMPLE_DIR = ROOT / "knowledge" / "guides" / "sample"
+FAQ_DIR = ROOT / "knowledge" / "faq"
 GUANGDONG = ROOT / "knowledge" / "guides" / "guangdong" / "policy.jsonl"
 
 
@@ -35,12 +36,13 @@ def encoder(model_dir: Path):
 
 @pytest.fixture(scope="session")
 def small_kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample guides plus 300 real Guangdong guides: small enough to index in seconds,
-    varied enough that a wrong match is possible."""
+    """The sample guides, the bundled FAQ and 300 real Guangdong guides: small enough to index in
+    seconds, varied enough that a wrong match is possible."""
     root = tmp_path_factory.mktemp("kb")
-    (root / "sample").mkdir()
-    for path in SAMPLE_DIR.glob("*.jsonl"):
-        (root / "sample" / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    for folder, source in (("sample", SAMPLE_DIR), ("faq", FAQ_DIR)):
+        (root / folder).mkdir()
+        for path in source.glob("*.jsonl"):
+            (root / folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     lines = GUANGDONG.read_text(encoding="utf-8").splitlines()[:300]
     (root / "guangdong.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
@@ -49,7 +51,8 @@ def small_kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def settings(small_kb_dir: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return load_settings({}).with_(
-        knowledge_dir=small_kb_dir, index_dir=tmp_path_factory.mktemp("index") / "idx", model_dir=model_dir
+        knowledge_dir=small_kb_dir, faq_dir=small_kb_dir / "no-separate-faq-folder",
+        index_dir=tmp_path_factory.mktemp("index") / "idx", model_dir=model_dir,
     )
 
 
@@ -64,9 +67,32 @@ def built_index(settings: Settings, encoder) -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(settings: Settings, encoder, built_index: Path):
+def small_service(settings: Settings, encoder, built_index: Path):
+    """The guide service over the small index, with "nothing fits" calibrated for that knowledge base
+    the way an office calibrates its own (``knowledge calibrate``: pseudo-queries, no labels)."""
+    from bot.selfcalibrate import everyday_questions, self_calibrate
     from bot.service import GuideService
 
+    service = GuideService.from_settings(settings, encoder=encoder)
+    retriever = service.retriever
+    retriever.nothing_fits, _ = self_calibrate(
+        retriever.search, retriever.records, model=encoder.name, knowledge=retriever.index.manifest.fingerprint,
+        everyday=everyday_questions(), max_records=200)
+    return service
+
+
+@pytest.fixture(scope="session")
+def service(encoder):
+    """The guide service as the action server runs it: the bundled index (`make index` builds it), the
+    committed ranker and calibration."""
+    from bot.index import read_manifest
+    from bot.service import GuideService
+
+    settings = load_settings({})
+    try:
+        read_manifest(settings.index_dir)
+    except Exception as error:  # a missing index is a broken set-up, not a reason to skip
+        pytest.fail(f"{error} (`make index` builds it)")
     return GuideService.from_settings(settings, encoder=encoder)
 
 

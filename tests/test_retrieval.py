@@ -4,6 +4,7 @@ import pytest
 
 from bot.errors import IndexMissing
 from bot.index import LoadedIndex, read_manifest
+from bot.ranking import FEATURES as RANKING_FEATURES
 
 
 def test_manifest_records_model_and_dimension(built_index, encoder):
@@ -11,7 +12,7 @@ def test_manifest_records_model_and_dimension(built_index, encoder):
     assert manifest.model == encoder.name
     assert manifest.dim == encoder.dim == 384
     assert manifest.index_type == "IndexFlatIP"
-    assert manifest.vectors > manifest.guides > 300
+    assert manifest.vectors > manifest.guides > 300 and manifest.faqs >= 300
 
 
 def test_index_for_another_model_is_refused(built_index):
@@ -39,14 +40,17 @@ def test_missing_index_names_the_command(tmp_path):
 def test_everyday_questions_find_the_right_guide(service, question, expected):
     result = service.search(question)
     assert result.best is not None
-    assert result.best.guide.id == expected, [(m.guide.id, m.score) for m in result.matches]
+    best = result.best.item
+    # the item's guide, or the office's FAQ entry about that very item (its answer, then the item's buttons)
+    about = best.related[:1] if result.best.is_faq else (best.id,)
+    assert about == (expected,), [(m.item.id, m.score) for m in result.matches]
     assert result.status in ("clear", "ambiguous")
 
 
-@pytest.mark.parametrize("question", ["今天天气怎么样", "给我讲个笑话", "股票明天会涨吗"])
+@pytest.mark.parametrize("question", ["今天会不会下冰雹", "推荐一首好听的歌", "股票明天会涨吗"])
 def test_unanswerable_questions_find_nothing(service, question):
     result = service.search(question)
-    assert result.status == "none", [(m.guide.title, m.score) for m in result.matches]
+    assert result.status == "none", [(m.item.title, m.score) for m in result.matches]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "🙏🙏🙏", "？？？"])
@@ -61,14 +65,17 @@ def test_huge_question_is_answered_not_crashed(service):
 
 def test_search_reports_the_signals_it_decided_on(service):
     result = service.search("我身份证过期了怎么办")
-    assert set(result.signals) == {"dense", "lexical", "margin", "log_length", "lexical_max", "cover_max", "cover"}
+    from bot.calibration import FEATURES
+
+    assert set(result.signals) == set(FEATURES)
     assert result.p_none is not None and result.p_none < 0.5
+    assert result.best is not None and set(result.best.features) == set(RANKING_FEATURES)
 
 
 def test_a_named_region_does_not_drop_items_that_apply_everywhere(service):
     result = service.search("在广东身份证过期了怎么换")
     assert result.mentions.regions == {"广东省"}
-    assert result.best is not None and result.best.guide.id == "sample-id-card-renew"
+    assert result.best is not None and result.best.item.id == "sample-id-card-renew"
 
 
 def test_a_near_miss_still_offers_the_closest_items(service):
@@ -81,3 +88,18 @@ def test_a_near_miss_still_offers_the_closest_items(service):
     joke = service.answer_question("给我讲个笑话")
     assert joke.status == "none" and joke.buttons == []
     assert "12345" in joke.text
+
+
+def test_faq_entries_are_ranked_with_the_guides(service):
+    result = service.search("材料没带齐能不能先收件")
+    assert result.best is not None and result.best.is_faq, [(m.item.id, m.score) for m in result.matches]
+    reply = service.answer_question("材料没带齐能不能先收件")
+    assert reply.kind == "faq" and reply.guides[0].id == result.best.item.id
+    assert result.best.item.answer in reply.text  # the office's answer, verbatim
+
+
+def test_excluded_records_are_left_out(service):
+    kept = service.search("我身份证过期了怎么办")
+    assert kept.best is not None
+    without = service.search("我身份证过期了怎么办", exclude={kept.best.item.id})
+    assert all(m.item.id != kept.best.item.id for m in without.matches)
