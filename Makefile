@@ -35,13 +35,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages voice-model voice-bench
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval eval-conversations calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages voice-model voice-bench
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
 	@echo "make test    set up and run all tests"
 	@echo "make setup   only set up"
-	@echo "make eval    retrieval quality on the frozen test split, with baselines"
+	@echo "make eval    retrieval quality on the frozen test splits of every set, with baselines"
+	@echo "make eval-conversations  multi-turn conversations over HTTP, pass rates by style"
 	@echo "make bench   end-to-end speed and memory next to the targets"
 	@echo "make load    2,000-conversation load test (nothing lost)"
 	@echo "make calibrate fit the 'nothing fits' model on the dev split (knowledge/calibration.json)"
@@ -82,6 +83,23 @@ model: $(MODEL_DIR)/manifest.json
 
 $(MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/embedding/convert.py
 	$(APY) -m bot.embedding.convert --out $(MODEL_DIR)
+
+# Domain adaptation of the embedding model (bot/embedding/adapt.py). The trained top layers are
+# small (knowledge/adaptation/, fp16, committed); `adapted-model` assembles the full model folder
+# from the base model + that part in seconds, and does nothing when it is current. `adapt`
+# retrains the part from the guides' own fields (about half an hour on 2 busy cores); rerun it
+# after large changes to the guides, then commit knowledge/adaptation/ and rebuild the index.
+ADAPTED_DIR := var/models/multilingual-e5-small-adapted
+ADAPT_PART := knowledge/adaptation
+.PHONY: adapt adapted-model
+
+adapt: $(MODEL_DIR)/manifest.json
+	$(APY) -m bot.embedding.adapt --base $(MODEL_DIR) --part $(ADAPT_PART) --out $(ADAPTED_DIR) train
+
+adapted-model: $(ADAPTED_DIR)/manifest.json
+
+$(ADAPTED_DIR)/manifest.json: $(MODEL_DIR)/manifest.json $(ADAPT_PART)/adaptation.json $(ADAPT_PART)/layers.safetensors bot/embedding/adapt.py
+	$(APY) -m bot.embedding.adapt --base $(MODEL_DIR) --part $(ADAPT_PART) --out $(ADAPTED_DIR) rebuild
 
 # build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed.
 index: $(MODEL_DIR)/manifest.json
@@ -159,14 +177,20 @@ scaled: setup scaled-packages
 test-scaled: setup scaled-packages
 	$(APY) -m pytest tests/scaled -q
 
-# Retrieval quality on the frozen test split, with two lexical baselines (see knowledge/eval/README.md).
+# Retrieval quality on the frozen test splits of every evaluation set, side by side with the
+# targets, by style and by length, with two lexical baselines (see knowledge/eval/*/README.md).
 eval: index
-	$(APY) -m bot.evaluate --split test --calibrate
+	$(APY) -m bot.evaluate --split test
 
-# Fit the "nothing fits" model on the dev split and write knowledge/calibration.json (commit it).
-# Rerun after changing the guides, the synonyms, the model or the retrieval code.
+# Multi-turn conversations over real HTTP, every turn checked (knowledge/eval/conversations/):
+# pass rates by split and style, failures in results/conversations.json (~10 min).
+eval-conversations: setup
+	$(APY) scripts/eval_conversations.py
+
+# Fit the "nothing fits" model on the sets' dev splits and write knowledge/calibration.json (commit
+# it). Rerun after changing the guides, the synonyms, the model or the retrieval code.
 calibrate: index
-	$(APY) -m bot.evaluate --split dev --fit-calibration --misses 0 --json results/eval-dev.json
+	$(APY) -m bot.evaluate --split dev --fit-calibration --json results/eval-dev.json
 
 # Intent and entity cross-validation (3 folds) into results/nlu/ (intent_report.json ...): ~10 min.
 nlu-report: $(RASA_VENV)/.installed
