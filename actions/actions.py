@@ -58,6 +58,7 @@ def send(
         "answer": {
             "kind": reply.kind,
             "guide_ids": [g.id for g in reply.guides],
+            "item_id": reply.guide_id,
             "aspect": reply.aspect,
             "event": reply.event,
             "sheet_url": svc.sheet_url(reply.guide_id) if reply.guide_id and reply.kind == "notification" else None,
@@ -131,7 +132,7 @@ class ActionAnswerGuide(Action):
     ) -> list[EventType]:
         chosen = _entity(tracker, "guide_id")
         if chosen:
-            return answer(dispatcher, lambda s: s.answer_guide(chosen))
+            return answer(dispatcher, lambda s: s.answer_record(chosen))
         text = tracker.latest_message.get("text") or ""
         region, department = tracker.get_slot("region"), tracker.get_slot("department")
         failures = _failures(tracker)

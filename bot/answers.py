@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bot.knowledge.model import Guide, Material
+from bot.knowledge.model import FaqEntry, Guide, Material
 from bot.lifeevents import EventPlan
 
 #: Canonical aspect names (the values of the Rasa ``aspect`` slot) and their Chinese labels.
@@ -56,6 +56,81 @@ def canonical_aspect(value: str | None) -> str | None:
 
 
 FULL_NOTIFICATION_BUTTON = "查看完整的一次性告知"
+
+#: Longest button label (characters). Official titles run to 100 and more; a button shows a short
+#: form that keeps what tells similar items apart, and the answer keeps the full title.
+BUTTON_CHARS = 24
+_OPEN, _CLOSE = "(（", ")）"
+
+
+def _split_case(title: str) -> tuple[str, str]:
+    """'许可(初次申请)' -> ('许可', '初次申请'): the last bracketed group at the end, brackets nested or not."""
+    if not title or title[-1] not in _CLOSE:
+        return title, ""
+    depth = 0
+    for i in range(len(title) - 1, -1, -1):
+        if title[i] in _CLOSE:
+            depth += 1
+        elif title[i] in _OPEN:
+            depth -= 1
+            if depth == 0:
+                return (title[:i], title[i + 1:-1]) if i > 0 else (title, "")
+    return title, ""
+
+
+def short_title(title: str, limit: int = BUTTON_CHARS) -> str:
+    """A button label of at most ``limit`` characters that keeps the case in brackets, which is
+    what tells sibling items apart: '二级注册建造师执业资格注册核准(二级注册建造师初始注册)' ->
+    '二级注册建造师执业资格注册核准（初始注册）'."""
+    title = title.strip()
+    if len(title) <= limit:
+        return title
+    main, case = _split_case(title)
+    main = main.strip()
+    # The case usually repeats words of the item's name first or last: keep what it adds.
+    head = next((n for n in range(len(case) - 2, 2, -1) if case[:n] in main), 0)
+    case = case[head:].strip("，、等 ")
+    tail = next((n for n in range(len(case) - 2, 2, -1) if case[-n:] in main), 0)
+    case = (case[:-tail] if tail else case).strip("，、等 ")
+    if not case:
+        return main if len(main) <= limit else main[: limit - 1] + "…"
+    if len(case) > limit // 2:
+        case = case[: limit // 2 - 1] + "…"
+    room = limit - len(case) - 2
+    if len(main) > room:
+        main = main[: max(1, room - 1)] + "…"
+    return f"{main}（{case}）"
+
+
+def button_labels(guides: Sequence[Guide | FaqEntry]) -> list[str]:
+    """Labels for buttons offering ``guides`` side by side: short, and different from each other.
+
+    Items with the same name (a province's and a city's guide, one department's and another's)
+    get what differs — the region, else the department — so a citizen can tell which to tap."""
+    labels = [short_title(g.title) for g in guides]
+    for extra in (_region_tag, _office_tag):
+        groups: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            groups.setdefault(label, []).append(i)
+        for members in groups.values():
+            tags = [extra(guides[i]) for i in members]
+            if len(members) > 1 and len(set(tags)) > 1:  # only a tag that tells them apart
+                for i, tag in zip(members, tags, strict=True):
+                    labels[i] = f"{labels[i]}·{tag}" if tag else labels[i]
+    return labels
+
+
+def _region_tag(guide: Guide | FaqEntry) -> str:
+    region = (guide.region or "").strip()
+    if not region or guide.sample:
+        return ""
+    last = region.replace("广东省", "", 1) if region != "广东省" else ""
+    return last or ("省级" if region.endswith("省") else region)
+
+
+def _office_tag(guide: Guide | FaqEntry) -> str:
+    department = (guide.department or "").strip()
+    return department if len(department) <= 12 else department[:11] + "…"
 
 SAMPLE_NOTE = "（本条为示例内容，具体以当地部门公布的办事指南为准。）"
 
@@ -219,6 +294,18 @@ def render_notification(guide: Guide, hotline: str, related: Sequence[Guide] = (
         lines.append(SAMPLE_NOTE)
     elif guide.source == "guangdong-2021":
         lines.append("（来源：广东政务服务网2021年办事指南，办理前请以最新公布为准。）")
+    return "\n".join(lines)
+
+
+def render_faq(entry: FaqEntry, hotline: str) -> str:
+    """An FAQ answer: the office's answer verbatim, then who answers for it and where it is from."""
+    lines = [f"【{entry.question}】", entry.answer]
+    facts = [f"答复部门：{entry.department}" if entry.department else "",
+             f"来源：{entry.source}" if entry.source not in ("", "local", "sample") else "",
+             f"更新于 {entry.updated}" if entry.updated else ""]
+    if any(facts):
+        lines.append("（" + "；".join(f for f in facts if f) + "）")
+    lines.append(SAMPLE_NOTE if entry.sample else f"如有疑问，请拨打 {hotline} 咨询。")
     return "\n".join(lines)
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bot import answers
 from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
 from bot.index import LoadedIndex, read_manifest
-from bot.knowledge.model import Guide
+from bot.knowledge.model import FaqEntry, Guide, Record
 from bot.lazy import Lazy
 from bot.lifeevents import LifeEvents
 from bot.retrieval import Retriever, SearchResult
@@ -29,10 +30,10 @@ from bot.settings import Settings, load_settings
 from bot.text import normalize
 
 Kind = Literal[
-    "notification", "aspect", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic"
+    "notification", "aspect", "faq", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic"
 ]
 _STATUS = {
-    "notification": "clear", "aspect": "clear", "life_event": "clear", "candidates": "ambiguous",
+    "notification": "clear", "aspect": "clear", "faq": "clear", "life_event": "clear", "candidates": "ambiguous",
     "not_found": "none", "which_item": "none", "off_topic": "none", "empty": "empty",
 }
 
@@ -57,14 +58,15 @@ class Reply:
     """One answer, before any channel renders it.
 
     ``guides`` is what the reply is about: the one item of a notification or aspect answer,
-    a life event's items in the order to do them, or the candidates offered. ``guide_id`` is
-    the item now under discussion (kept in the conversation), or None.
+    a life event's items in the order to do them, the candidates offered (guides or FAQ entries),
+    or the FAQ entry answered. ``guide_id`` is the item now under discussion (kept in the
+    conversation), or None.
     """
 
     kind: Kind
     text: str
     buttons: list[Button] = field(default_factory=list)
-    guides: tuple[Guide, ...] = ()
+    guides: tuple[Record, ...] = ()
     guide_id: str | None = None
     aspect: str | None = None
     event: str | None = None
@@ -86,22 +88,23 @@ def choose_payload(guide_id: str) -> str:
     return "/choose_guide" + json.dumps({"guide_id": guide_id})
 
 
-def _guide_buttons(guides: list[Guide] | tuple[Guide, ...]) -> list[Button]:
-    return [Button(g.title, choose_payload(g.id)) for g in guides]
+def _guide_buttons(guides: Sequence[Record]) -> list[Button]:
+    """One button per guide, labelled short and so that similar items can be told apart."""
+    return [Button(label, choose_payload(g.id)) for label, g in zip(answers.button_labels(guides), guides, strict=True)]
 
 
 def _candidates(result: SearchResult) -> Reply:
     """The close candidates of an unclear match, one button each."""
-    guides = tuple(m.guide for m in result.matches)
+    guides = tuple(m.item for m in result.matches)
     return Reply("candidates", answers.render_candidates_prompt(), buttons=_guide_buttons(guides), guides=guides)
 
 
-def _near_misses(result: SearchResult, settings: Settings) -> list[Guide]:
+def _near_misses(result: SearchResult, settings: Settings) -> list[Record]:
     if result.p_none is not None:
         close = result.p_none < NEAR_MISS_P_NONE
     else:
-        close = result.best is not None and result.best.score >= settings.min_score - 0.03
-    return [m.guide for m in result.matches[:NEAR_MISS_BUTTONS]] if close else []
+        close = result.best is not None and result.best.dense >= settings.min_score - 0.03
+    return [m.item for m in result.matches[:NEAR_MISS_BUTTONS]] if close else []
 
 
 #: Words that only say *what* is asked ("要多少钱", "在哪办") or fill a sentence; what is left
@@ -136,7 +139,13 @@ class GuideService:
         return cls(Retriever(index, encoder, settings), settings)
 
     def guide(self, guide_id: str | None) -> Guide | None:
-        return self.retriever.by_id.get(guide_id) if guide_id else None
+        """The item guide with this id (None for an unknown id or an FAQ entry's)."""
+        record = self.retriever.by_id.get(guide_id) if guide_id else None
+        return record if isinstance(record, Guide) else None
+
+    def record(self, record_id: str | None) -> Record | None:
+        """The guide or FAQ entry with this id."""
+        return self.retriever.by_id.get(record_id) if record_id else None
 
     def sheet_url(self, guide_id: str) -> str:
         """Where a citizen opens (and prints or forwards) an item's one-time-notification sheet."""
@@ -154,8 +163,9 @@ class GuideService:
         related = [g for g in (self.guide(r) for r in guide.related) if g is not None]
         return render_sheet(guide, self.settings.hotline, related)
 
-    def search(self, text: str, *, region: str | None = None, department: str | None = None) -> SearchResult:
-        return self.retriever.search(text, region=region, department=department)
+    def search(self, text: str, *, region: str | None = None, department: str | None = None,
+               k: int | None = None, exclude: Collection[str] = ()) -> SearchResult:
+        return self.retriever.search(text, region=region, department=department, k=k, exclude=exclude)
 
     # --- answers ------------------------------------------------------------------------
 
@@ -179,7 +189,23 @@ class GuideService:
                 return Reply("candidates", reply.text + "\n" + answers.render_escalation_offer(self.settings.hotline),
                              buttons=[*reply.buttons, self._escalate_button()], guides=reply.guides)
             return _candidates(result)
-        return self.answer_guide(result.best.guide.id)
+        return self.answer_record(result.best.item.id)
+
+    def answer_record(self, record_id: str) -> Reply:
+        """A chosen or found record: a guide's one-time notification, or an FAQ entry's answer."""
+        record = self.record(record_id)
+        if isinstance(record, FaqEntry):
+            return self.answer_faq(record)
+        return self.answer_guide(record_id)
+
+    def answer_faq(self, entry: FaqEntry, current_id: str | None = None) -> Reply:
+        """The office's official answer, verbatim, with its department and source, and buttons to the
+        items it belongs to. The first of them becomes the item under discussion (else the current one
+        stays), so "那要多少钱？" next refers to it."""
+        related = [g for g in (self.guide(r) for r in entry.related) if g is not None]
+        text = answers.render_faq(entry, self.settings.hotline)
+        under_discussion = related[0].id if related else current_id
+        return Reply("faq", text, buttons=_guide_buttons(related), guides=(entry,), guide_id=under_discussion)
 
     def _escalate_button(self) -> Button:
         return Button(answers.ESCALATE_BUTTON, ESCALATE_PAYLOAD)
@@ -219,13 +245,21 @@ class GuideService:
         guide = self.guide(current_id)
         leftover = _leftover(text)
         result: SearchResult | None = None
+        if guide is None and not names_item and len(leftover) < 2 and failures + 1 < ESCALATE_AFTER:
+            # "要多少钱" with nothing under discussion: it names nothing to search for.
+            return Reply("which_item", answers.render_which_item(aspect or ""), aspect=aspect)
         if names_item or guide is None or len(leftover) >= 2:
             result = self.search(text, region=region)
-            if result.status == "clear" and result.best is not None:
-                if guide is None or names_item or result.best.guide.id != guide.id:
-                    guide = result.best.guide
-            elif result.status == "ambiguous" and (names_item or guide is None):
-                return _candidates(result)
+            found = [m for m in result.matches if isinstance(m.item, Guide)]  # an aspect is a guide's
+            clear = result.status != "none" and bool(found) and (
+                len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)
+            if clear and isinstance(found[0].item, Guide):
+                if guide is None or names_item or found[0].item.id != guide.id:
+                    guide = found[0].item
+            elif result.status != "none" and found and (names_item or guide is None):
+                guides = tuple(m.item for m in found)
+                return Reply("candidates", answers.render_candidates_prompt(), buttons=_guide_buttons(guides),
+                             guides=guides)
             elif guide is not None and not names_item and not self._about(leftover, guide):
                 # "这件衣服多少钱" right after an identity-card answer: not a question about that item.
                 return Reply("off_topic", answers.render_off_topic(guide, aspect, self.settings.hotline),
@@ -257,7 +291,10 @@ class GuideService:
         event = self.life_events.find(name, text)
         if event is None:
             top = self.search(text)
-            event = self.life_events.of_guide(top.best.guide) if top.best and top.status != "none" else None
+            best = top.best.item if top.best and top.status != "none" else None
+            if isinstance(best, FaqEntry):  # an FAQ entry about an item stands for that item here
+                best = self.guide(best.related[0]) if best.related else None
+            event = self.life_events.of_guide(best) if isinstance(best, Guide) else None
         if event is None:
             return self.answer_question(text)
         plan = self.life_events.plan(event)

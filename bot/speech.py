@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from bot import answers
-from bot.knowledge.model import Guide
+from bot.knowledge.model import FaqEntry, Guide
 from bot.service import Reply
 
 #: Materials, steps or candidates read aloud before "等N项".
@@ -78,11 +78,12 @@ def speak_guide(guide: Guide) -> list[str]:
 
 def speak(reply: Reply, hotline: str) -> str:
     """The whole reply as a few short spoken sentences."""
-    if reply.kind == "notification" and reply.guides:
-        sentences = speak_guide(reply.guides[0])
+    first = reply.guides[0] if reply.guides else None
+    if reply.kind == "notification" and isinstance(first, Guide):
+        sentences = speak_guide(first)
         sentences.append("完整的办事清单已经显示在屏幕上，可以点打印带走")
-    elif reply.kind == "aspect" and reply.guides and reply.aspect:
-        guide = reply.guides[0]
+    elif reply.kind == "aspect" and isinstance(first, Guide) and reply.aspect:
+        guide = first
         body = answers.aspect_text(guide, reply.aspect, hotline)
         lines = [line.strip().split(". ", 1)[-1] for line in body.splitlines() if line.strip()]
         if len(lines) > 1:
@@ -96,6 +97,8 @@ def speak(reply: Reply, hotline: str) -> str:
         if reply.shared_materials:
             sentences.append(f"一共要准备{len(reply.shared_materials)}样材料，相同的只要一份")
         sentences.append("详细清单已经显示在屏幕上")
+    elif reply.kind == "faq" and isinstance(first, FaqEntry):
+        sentences = [_short(clean(first.answer))]
     elif reply.kind == "candidates" and reply.guides:
         names = "；".join(clean(g.title) for g in reply.guides[:SPOKEN_ITEMS])
         sentences = [f"您问的可能是：{names}", "请说出或点选一项"]

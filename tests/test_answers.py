@@ -1,4 +1,7 @@
+import pytest
+
 from bot import answers
+from bot.answers import BUTTON_CHARS, button_labels, short_title
 from bot.knowledge.model import Guide, Material
 
 FULL = Guide(
@@ -55,3 +58,28 @@ def test_aspect_spans_are_mapped_to_known_aspects():
     assert answers.canonical_aspect("在哪里办") == "place"
     assert answers.canonical_aspect("要") is None
     assert answers.canonical_aspect(None) is None
+
+
+@pytest.mark.parametrize(("title", "label"), [
+    ("居民身份证换领（有效期满换证）", "居民身份证换领（有效期满换证）"),
+    ("二级注册建造师执业资格注册核准(二级注册建造师初始注册)", "二级注册建造师执业资格注册核准（初始注册）"),
+    ("超限运输车辆跨省行驶公路审批(一类超限运输车辆跨省行驶公路)", "超限运输车辆跨省行驶公路审批（一类）"),
+    ("各级各类档案馆以及机关、团体、企业事业单位和其他组织向国内外的单位或者个人赠送、交换或者出卖档案复制件审批",
+     "各级各类档案馆以及机关、团体、企业事业单位和其…"),
+])
+def test_button_labels_are_short_and_keep_the_case(title, label):
+    assert short_title(title) == label and len(label) <= BUTTON_CHARS
+
+
+def test_siblings_get_labels_that_tell_them_apart():
+    province = Guide(id="p", title="律师事务所设立许可", region="广东省", department="广东省司法厅")
+    city = Guide(id="c", title="律师事务所设立许可", region="广东省广州市", department="广州市司法局")
+    first = Guide(id="f", title="在公路上增设或者改造平面交叉道口审批(初次申请)")
+    change = Guide(id="v", title="在公路上增设或者改造平面交叉道口审批(变更申请)")
+    labels = button_labels([province, city, first, change])
+    assert labels[:2] == ["律师事务所设立许可·省级", "律师事务所设立许可·广州市"]
+    assert "初次申请" in labels[2] and "变更申请" in labels[3]
+    assert len(set(labels)) == 4
+    same_place = [Guide(id="a", title="企业基本情况查询", region="广东省", department="广州海关"),
+                  Guide(id="b", title="企业基本情况查询", region="广东省", department="广东省市场监督管理局")]
+    assert button_labels(same_place) == ["企业基本情况查询·广州海关", "企业基本情况查询·广东省市场监督管理局"]
