@@ -174,7 +174,7 @@ class KioskChannel(GuideChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"kiosk_channel_{type(self).__name__}", __name__)
-        limit_requests(hook)
+        limit_requests(hook, self)
 
         @hook.listener("after_server_start")
         async def warm(*_: Any) -> None:

@@ -84,7 +84,7 @@ class MiniProgramChannel(GuideChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"miniprogram_channel_{type(self).__name__}", __name__)
-        add_common_routes(hook, lambda: {"login": self.config.can_login})
+        add_common_routes(hook, self, lambda: {"login": self.config.can_login})
 
         @hook.route("/login", methods=["POST"])
         async def login(request: Request) -> HTTPResponse:

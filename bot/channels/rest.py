@@ -31,12 +31,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels import answer_of
 from bot.channels.assets import asset
+from bot.channels.buttons import MAX_CHARS as MAX_BUTTON_CHARS
+from bot.channels.buttons import buttons_of, match_button
 from bot.channels.guard import (
     BadRequest,
     check_json_size,
@@ -129,23 +132,27 @@ def model_ready(request: Request) -> bool:
     return bool(agent is not None and agent.is_ready())
 
 
-def limit_requests(hook: Blueprint) -> None:
+def limit_requests(hook: Blueprint, channel: GuideChannel | None = None) -> None:
     """The server-wide request size limit (:func:`bot.channels.guard.limit_request_size`), set by
-    every channel's blueprint so it holds whichever channels are configured."""
+    every channel's blueprint so it holds whichever channels are configured; the channel learns
+    which app it runs in."""
 
     @hook.listener("before_server_start")
     async def limit(app: Any, _: Any) -> None:
         limit_request_size(app)
+        if channel is not None:
+            channel.app = app
 
 
-def add_common_routes(hook: Blueprint, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+def add_common_routes(hook: Blueprint, channel: GuideChannel | None = None,
+                      extra: Callable[[], dict[str, Any]] | None = None) -> None:
     """What every JSON channel's blueprint has: ``GET /`` (health: is the model loaded?) and the
     server-wide request size limit.
 
     ``GET /webhooks/guide/`` is the assistant's health check: Rasa's own ``/status`` belongs to
     its HTTP API, which is off (``RASA_API_TOKEN``)."""
 
-    limit_requests(hook)
+    limit_requests(hook, channel)
 
     @hook.route("/", methods=["GET"])
     async def health(request: Request) -> HTTPResponse:
@@ -159,6 +166,8 @@ class GuideChannel(InputChannel):
 
     recent: RecentReplies | None = None
     _origins: frozenset[str] | None = None
+    #: The Sanic app this channel runs in (set when the server starts), for the tracker store.
+    app: Any = None
 
     @classmethod
     def name(cls) -> str:
@@ -172,9 +181,16 @@ class GuideChannel(InputChannel):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]], sender: str, text: str,
         metadata: dict[str, Any] | None,
     ) -> list[dict[str, Any]]:
-        """Run one message through Rasa and return what the assistant said (never nothing)."""
+        """Run one message through Rasa and return what the assistant said (never nothing).
+
+        A message that names a button of the assistant's last turn is sent on as that button's
+        payload (:mod:`bot.channels.buttons`); what was typed stays in the metadata (``said``)."""
         collector = CollectingOutputChannel()
         try:
+            button = match_button(text, await self.last_buttons(sender)) if len(text) <= 3 * MAX_BUTTON_CHARS else None
+            if button is not None and button["payload"] != text:
+                metadata = {**(metadata or {}), "said": text[:MAX_BUTTON_CHARS]}
+                text = button["payload"]
             await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
         except Exception:
             logger.exception("message from %s could not be handled", sender)
@@ -183,6 +199,28 @@ class GuideChannel(InputChannel):
             logger.warning("no answer for %s (is the action server up?)", sender)
             return self.render([unavailable_message()])
         return self.render(collector.messages)
+
+    async def last_buttons(self, sender: str) -> list[dict[str, str]]:
+        """The buttons the assistant showed this conversation in its last turn, read from the tracker
+        store (shared by every Rasa server, so right whichever server answered that turn)."""
+        agent = getattr(getattr(self.app, "ctx", None), "agent", None) if self.app is not None else None
+        store = getattr(agent, "tracker_store", None)
+        if store is None:
+            return []
+        try:
+            tracker = await store.retrieve(sender)
+        except Exception:  # the turn goes on as typed; the store's own error shows in the next step
+            logger.warning("could not read %s's last turn for its buttons", sender)
+            return []
+        if tracker is None:
+            return []
+        turn: list[dict[str, Any]] = []
+        for event in reversed(tracker.events):
+            if isinstance(event, UserUttered):
+                break
+            if isinstance(event, BotUttered):
+                turn.insert(0, event.data or {})
+        return buttons_of(turn)
 
     async def receive_json(
         self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]],
@@ -208,7 +246,7 @@ class GuideChannel(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"guide_channel_{type(self).__name__}", __name__)
-        add_common_routes(hook)
+        add_common_routes(hook, self)
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

@@ -186,7 +186,7 @@ class WeChatChannel(GuideChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"wechat_channel_{type(self).__name__}", __name__)
-        add_common_routes(hook)
+        add_common_routes(hook, self)
 
         @hook.route("/webhook", methods=["GET"])
         async def verify_url(request: Request) -> HTTPResponse:
