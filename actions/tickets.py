@@ -1,16 +1,15 @@
-"""Ticket, status and rating actions: glue between Rasa forms and :mod:`bot.tickets`.
+"""Ticket, status and rating actions: rasa_sdk glue over :mod:`bot.tickets`.
 
-The forms (``domain.yml``) ask the questions; these actions check the answers, keep the
-phone number out of the tracker (only a masked copy goes into the slot; the full number is
-saved in the ticket store's draft for this conversation), and file the ticket. A dead
-database is said so plainly: nothing is half-written, and "重新提交" tries again.
+The forms (``domain.yml``) ask the questions; :mod:`bot.tickets.intake` decides what counts as
+an answer, the ticket store keeps the phone number (the slot only ever holds it masked; the full
+number goes from the store's draft into the ticket inside the store), and the wording is in
+``domain.yml``'s responses. A dead database is said so plainly: nothing is half-written, and
+"重新提交" tries again.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -18,28 +17,19 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.privacy import fold, mask_phone, normalize_mobile
+from bot.privacy import mask_phone
 from bot.service import get_service
 from bot.settings import load_settings
-from bot.tickets import get_store
-from bot.tickets.model import CATEGORIES, STATUSES, NewTicket, category_from_text
-from bot.tickets.store import ACCESS_CODE_DIGITS, TicketError, TicketStoreUnavailable
+from bot.tickets import get_recorder, get_store, intake
+from bot.tickets.model import CATEGORIES, STATUSES, DraftTicket
+from bot.tickets.store import TicketError, TicketStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-CANCEL_WORDS = ("取消", "不办了", "不登记了", "算了", "不用登记", "退出")
-SKIP_WORDS = ("跳过", "不用", "没有", "无", "不需要", "算了")
-TICKET_SLOTS = ("ticket_category", "ticket_description", "ticket_name", "ticket_phone", "ticket_confirm")
-TICKET_NUMBER = re.compile(r"BC\d{8}-\d{4,}", re.IGNORECASE)
-
-
-def _text(value: Any) -> str:
-    return str(value or "").strip()
-
-
-def _cancelled(value: Any) -> bool:
-    text = _text(value)
-    return len(text) <= 8 and any(word in text for word in CANCEL_WORDS)
+#: Sent with "the ticket system cannot save": the same payloads as the confirmation's buttons, so
+#: tapping (or saying) 重新提交 files again through the "saving failed" rules.
+RETRY_BUTTONS = [{"title": "重新提交", "payload": "/affirm"}, {"title": "先不登记", "payload": "/deny"}]
+DUE_FORMAT = "%m月%d日 %H:%M"
 
 
 def _turn_key(tracker: Tracker) -> str:
@@ -50,16 +40,16 @@ def _turn_key(tracker: Tracker) -> str:
     return f"{tracker.sender_id}:{message_id}"
 
 
+def _intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
 def _hotline() -> str:
     return load_settings().hotline
 
 
 def _unavailable(dispatcher: CollectingDispatcher) -> None:
-    dispatcher.utter_message(
-        text=f"抱歉，工单系统暂时无法保存，您的反映还没有登记（没有任何信息被保存）。"
-             f"请稍后点“重新提交”再试，或拨打 {_hotline()}、到“办不成事反映窗口”当面反映。",
-        buttons=[{"title": "重新提交", "payload": "/affirm"}, {"title": "先不登记", "payload": "/deny"}],
-    )
+    dispatcher.utter_message(response="utter_ticket_store_unavailable", hotline=_hotline(), buttons=RETRY_BUTTONS)
 
 
 def _forget_draft(tracker: Tracker) -> None:
@@ -76,72 +66,71 @@ def _cancel_everything() -> dict[str, Any]:
             "ticket_confirm": False}
 
 
+def _slot(name: str, checked: intake.Checked, dispatcher: CollectingDispatcher) -> dict[str, Any]:
+    """A checked answer as the slot update the form expects (asking again after a problem)."""
+    if checked.cancelled:
+        return _cancel_everything()
+    if checked.problem:
+        dispatcher.utter_message(response=checked.problem)
+    return {name: checked.value}
+
+
 class ValidateTicketForm(FormValidationAction):
     def name(self) -> str:
         return "validate_ticket_form"
 
     def validate_ticket_category(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                  domain: DomainDict) -> dict[str, Any]:
-        if _cancelled(value):
-            return _cancel_everything()
-        code = category_from_text(_text(value))
-        if code is None:
-            dispatcher.utter_message(text="请点选下面的一类情况（也可以直接说“其他”）。")
-            return {"ticket_category": None}
-        return {"ticket_category": code}
+        return _slot("ticket_category", intake.check_category(value), dispatcher)
 
     def validate_ticket_description(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                     domain: DomainDict) -> dict[str, Any]:
-        if _cancelled(value):
-            return _cancel_everything()
-        text = _text(value)
-        if len(text) < 4:
-            dispatcher.utter_message(text="请再多说几句：办的是什么事、遇到了什么问题？")
-            return {"ticket_description": None}
-        return {"ticket_description": text[:1000]}
+        return _slot("ticket_description", intake.check_description(value), dispatcher)
 
     def validate_ticket_name(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> dict[str, Any]:
-        if _cancelled(value):
-            return _cancel_everything()
-        name = re.sub(r"^(我叫|我是|叫我|姓)", "", _text(value)).strip(" ，,。")
-        if not 1 <= len(name) <= 20 or any(ch.isdigit() for ch in name):
-            dispatcher.utter_message(text="请告诉我您的姓名或姓氏（不超过20个字，不要带数字）。")
-            return {"ticket_name": None}
-        return {"ticket_name": name}
+        return _slot("ticket_name", intake.check_name(value), dispatcher)
 
     def validate_ticket_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> dict[str, Any]:
-        if _cancelled(value):
-            return _cancel_everything()
-        phone = normalize_mobile(_text(value))
-        if phone is None:
-            dispatcher.utter_message(text="这不像一个手机号码。请输入11位手机号，例如 13812345678。")
-            return {"ticket_phone": None}
+        checked = intake.check_phone(value)
+        if not checked.ok:
+            return _slot("ticket_phone", checked, dispatcher)
         try:
-            get_store().save_draft_phone(tracker.sender_id, phone)
+            get_store().save_draft_phone(tracker.sender_id, checked.value)
         except TicketStoreUnavailable:
             _unavailable(dispatcher)
             return _cancel_everything()
-        return {"ticket_phone": mask_phone(phone)}
+        return {"ticket_phone": mask_phone(checked.value)}
+
+    def extract_ticket_confirm(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> dict[str, Any]:
+        """At the confirmation, its own button payloads and plain yes or no words answer it, whatever
+        intent the words were classified as (so the form goes on instead of being interrupted)."""
+        if tracker.get_slot("requested_slot") != "ticket_confirm":
+            return {}
+        answer = intake.confirmation(tracker.latest_message.get("text"))
+        return {} if answer is None else {"ticket_confirm": answer}
+
+    def validate_ticket_confirm(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                domain: DomainDict) -> dict[str, Any]:
+        answer = value if isinstance(value, bool) else intake.confirmation(value)
+        return {"ticket_confirm": answer}
 
 
 class ActionAskTicketConfirm(Action):
-    """Read everything back before filing (the phone masked)."""
+    """Read back the cleaned answers before filing (the phone masked)."""
 
     def name(self) -> str:
         return "action_ask_ticket_confirm"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        category = CATEGORIES.get(tracker.get_slot("ticket_category") or "", "其他合理诉求")
         item = _item_title(tracker)
-        lines = ["请核对您的反映：", f"· 类别：{category}"]
-        if item:
-            lines.append(f"· 事项：{item}")
-        lines += [f"· 经过：{tracker.get_slot('ticket_description')}", f"· 称呼：{tracker.get_slot('ticket_name')}",
-                  f"· 电话：{tracker.get_slot('ticket_phone')}", "确认提交吗？"]
-        dispatcher.utter_message(text="\n".join(lines), buttons=[
-            {"title": "确认提交", "payload": "/affirm"}, {"title": "取消", "payload": "/deny"}])
+        dispatcher.utter_message(
+            response="utter_ticket_confirm_item" if item else "utter_ticket_confirm",
+            category=CATEGORIES.get(tracker.get_slot("ticket_category") or "", CATEGORIES["other"]),
+            description=tracker.get_slot("ticket_description") or "", name=tracker.get_slot("ticket_name") or "",
+            phone=tracker.get_slot("ticket_phone") or "", **({"item": item} if item else {}))
         return []
 
 
@@ -163,31 +152,28 @@ class ActionCreateTicket(Action):
         return "action_create_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        reset = [SlotSet(slot, None) for slot in TICKET_SLOTS]
-        gave_up = (tracker.latest_message.get("intent") or {}).get("name") == "deny"
-        if gave_up or not tracker.get_slot("ticket_confirm"):
+        reset = [SlotSet(slot, None) for slot in intake.TICKET_SLOTS]
+        answer = intake.confirmation(tracker.latest_message.get("text"), _intent(tracker))
+        if answer is False or not tracker.get_slot("ticket_confirm"):
             _forget_draft(tracker)
             dispatcher.utter_message(response="utter_ticket_cancelled")
             return [*reset, SlotSet("ticket_failed", False)]
+        draft = DraftTicket(
+            category=tracker.get_slot("ticket_category") or "other",
+            description=tracker.get_slot("ticket_description") or "",
+            name=tracker.get_slot("ticket_name") or "", conversation_id=tracker.sender_id, item=_item_title(tracker),
+        )
         try:
-            store = get_store()
-            phone = store.draft_phone(tracker.sender_id)
-            new = NewTicket(
-                category=tracker.get_slot("ticket_category") or "other",
-                description=tracker.get_slot("ticket_description") or "",
-                name=tracker.get_slot("ticket_name") or "",
-                phone=phone, conversation_id=tracker.sender_id, item=_item_title(tracker),
-            )
-            ticket, _ = store.create(new, _turn_key(tracker))
+            ticket, _ = get_store().create_from_draft(draft, _turn_key(tracker))
         except TicketStoreUnavailable:
             _unavailable(dispatcher)
             return [SlotSet("ticket_failed", True)]
         except TicketError as error:
             logger.warning("ticket not created: %s", error)
-            dispatcher.utter_message(text=f"抱歉，登记没有成功。请拨打 {_hotline()} 或到“办不成事反映窗口”当面反映。")
+            dispatcher.utter_message(response="utter_ticket_not_filed", hotline=_hotline())
             return [*reset, SlotSet("ticket_failed", False)]
         dispatcher.utter_message(response="utter_ticket_filed", number=ticket.number, code=ticket.access_code or "",
-                                 due=ticket.due_at.strftime("%m月%d日 %H:%M"))
+                                 due=ticket.due_at.strftime(DUE_FORMAT))
         return [*reset, SlotSet("ticket_failed", False), SlotSet("failures", 0.0)]
 
 
@@ -197,19 +183,11 @@ class ValidateTicketStatusForm(FormValidationAction):
 
     def validate_ticket_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> dict[str, Any]:
-        match = TICKET_NUMBER.search(unicodedata.normalize("NFKC", _text(value)).replace(" ", ""))
-        if match is None:
-            dispatcher.utter_message(text="工单编号的格式是 BC + 8位日期 + 序号，例如 BC20261126-0042。")
-            return {"ticket_number": None}
-        return {"ticket_number": match.group(0).upper()}
+        return _slot("ticket_number", intake.check_ticket_number(value), dispatcher)
 
     def validate_ticket_code(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> dict[str, Any]:
-        digits = re.sub(r"\D", "", fold(_text(value)))
-        if len(digits) != ACCESS_CODE_DIGITS:
-            dispatcher.utter_message(text=f"查询码是登记时告诉您的{ACCESS_CODE_DIGITS}位数字，请再输入一次。")
-            return {"ticket_code": None}
-        return {"ticket_code": digits}
+        return _slot("ticket_code", intake.check_access_code(value), dispatcher)
 
 
 class ActionTicketStatus(Action):
@@ -227,7 +205,7 @@ class ActionTicketStatus(Action):
         try:
             found = get_store().lookup(number, code, asker=tracker.sender_id)
         except TicketStoreUnavailable:
-            dispatcher.utter_message(text=f"抱歉，工单系统暂时无法查询，请稍后再试或拨打 {_hotline()}。")
+            dispatcher.utter_message(response="utter_ticket_status_unavailable", hotline=_hotline())
             return reset
         if found.outcome == "locked":
             dispatcher.utter_message(response="utter_ticket_locked", hotline=_hotline())
@@ -238,10 +216,10 @@ class ActionTicketStatus(Action):
             return reset
         status = STATUSES.get(ticket.status, ticket.status)
         if ticket.status == "resolved":
-            detail = "工作人员已办结并与您联系；如对结果有疑问，请回复“转人工”或到“办不成事反映窗口”反映。"
+            dispatcher.utter_message(response="utter_ticket_status_resolved", number=ticket.number, status=status)
         else:
-            detail = f"应答复时间：{ticket.due_at:%m月%d日 %H:%M}。"
-        dispatcher.utter_message(response="utter_ticket_status", number=ticket.number, status=status, detail=detail)
+            dispatcher.utter_message(response="utter_ticket_status", number=ticket.number, status=status,
+                                     due=ticket.due_at.strftime(DUE_FORMAT))
         return reset
 
 
@@ -252,18 +230,17 @@ class ActionRecordRating(Action):
         return "action_record_rating"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        raw = next(tracker.get_latest_entity_values("rating"), None) or tracker.get_slot("rating")
-        digits = re.sub(r"\D", "", str(raw or ""))
-        rating = int(digits[0]) if digits and 1 <= int(digits[0]) <= 5 else None
+        said = next(tracker.get_latest_entity_values("rating"), None)
+        rating = intake.rating_from(said or tracker.get_slot("rating"))
         if rating is None:
             dispatcher.utter_message(response="utter_ask_rating")
             return [SlotSet("rating_bad", False)]
         try:
-            get_store().record_rating(tracker.sender_id, rating, None, tracker.get_slot("guide_id"))
+            get_recorder().record_rating(tracker.sender_id, rating, None, tracker.get_slot("guide_id"))
         except TicketStoreUnavailable:
             logger.warning("rating not stored: ticket database unavailable")
-        if rating >= 3:
-            dispatcher.utter_message(text="感谢您的评价！祝您办事顺利。")
+        if not intake.is_bad_rating(rating):
+            dispatcher.utter_message(response="utter_rating_thanks")
             return [SlotSet("rating", str(rating)), SlotSet("rating_bad", False)]
         return [SlotSet("rating", str(rating)), SlotSet("rating_bad", True)]
 
@@ -274,24 +251,19 @@ class ValidateCallbackForm(FormValidationAction):
 
     def validate_rating_comment(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> dict[str, Any]:
-        text = _text(value)
-        return {"rating_comment": "" if text in SKIP_WORDS else text[:1000]}
+        return {"rating_comment": intake.check_comment(value)}
 
     def validate_callback_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> dict[str, Any]:
-        text = _text(value)
-        if any(word == text for word in SKIP_WORDS):
-            return {"callback_phone": "none"}
-        phone = normalize_mobile(text)
-        if phone is None:
-            dispatcher.utter_message(text="请输入11位手机号，或回复“跳过”。")
-            return {"callback_phone": None}
+        checked = intake.check_callback_phone(value)
+        if not checked.ok or checked.value == intake.NO_PHONE:
+            return _slot("callback_phone", checked, dispatcher)
         try:
-            get_store().save_draft_phone(tracker.sender_id, phone)
+            get_store().save_draft_phone(tracker.sender_id, checked.value)
         except TicketStoreUnavailable:
             _unavailable(dispatcher)
-            return {"callback_phone": "none"}
-        return {"callback_phone": mask_phone(phone)}
+            return {"callback_phone": intake.NO_PHONE}
+        return {"callback_phone": mask_phone(checked.value)}
 
 
 class ActionCreateCallbackTicket(Action):
@@ -303,24 +275,20 @@ class ActionCreateCallbackTicket(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         reset = [SlotSet("rating_comment", None), SlotSet("callback_phone", None), SlotSet("rating_bad", False)]
         rating = int(tracker.get_slot("rating") or 1)
-        comment = tracker.get_slot("rating_comment") or ""
-        wants_call = (tracker.get_slot("callback_phone") or "none") != "none"
+        wants_call = (tracker.get_slot("callback_phone") or intake.NO_PHONE) != intake.NO_PHONE
+        draft = DraftTicket(category="other",
+                            description=intake.callback_description(rating, tracker.get_slot("rating_comment") or ""),
+                            name=intake.CALLBACK_NAME, conversation_id=tracker.sender_id, item=_item_title(tracker),
+                            source="bad_rating", rating=rating)
         try:
-            store = get_store()
-            phone = store.draft_phone(tracker.sender_id) if wants_call else None
-            new = NewTicket(category="other", description=f"差评（{rating}星）：{comment or '未填写原因'}",
-                            name="评价人", phone=phone, conversation_id=tracker.sender_id,
-                            item=_item_title(tracker), source="bad_rating", rating=rating)
-            ticket, _ = store.create(new, _turn_key(tracker))
+            ticket, _ = get_store().create_from_draft(draft, _turn_key(tracker), with_phone=wants_call)
         except TicketStoreUnavailable:
-            dispatcher.utter_message(text=f"抱歉，系统暂时无法登记回访。您可以拨打 {_hotline()} 反映。")
+            dispatcher.utter_message(response="utter_callback_unavailable", hotline=_hotline())
             return reset
-        if phone:
-            dispatcher.utter_message(
-                text=f"已登记回访，编号 {ticket.number}，查询码 {ticket.access_code}。"
-                     "工作人员会在24小时内给您回电。谢谢您的意见！")
+        if ticket.phone:
+            dispatcher.utter_message(response="utter_callback_filed", number=ticket.number,
+                                     code=ticket.access_code or "")
         else:
-            dispatcher.utter_message(
-                text=f"已记录您的意见（编号 {ticket.number}，查询码 {ticket.access_code}）。"
-                     f"您没有留电话，如需回复请拨打 {_hotline()}。")
+            dispatcher.utter_message(response="utter_callback_noted", number=ticket.number,
+                                     code=ticket.access_code or "", hotline=_hotline())
         return reset

@@ -3,6 +3,9 @@
 ``python -m bot.reports --from 2026-11-01 --to 2026-11-30`` prints the tables (``--json`` for
 machines); the staff page draws the same figures as charts (``GET /api/reports``).
 Questions are stored masked (:mod:`bot.privacy`), so a report never shows a phone number.
+The figures come from the ticket store and the :class:`~bot.tickets.recorder.Recorder` on its
+database; a ticket counts as due by the store's clock (:meth:`~bot.tickets.store.TicketStore.now`),
+the same one the staff page shows overdue tickets by.
 """
 
 from __future__ import annotations
@@ -14,32 +17,29 @@ import sys
 from collections import Counter
 from typing import Any
 
-import sqlalchemy as sa
-
 from bot.errors import BotError
 from bot.tickets.model import CATEGORIES
-from bot.tickets.store import TicketStore, interactions, ratings, tickets
+from bot.tickets.recorder import Recorder
+from bot.tickets.store import TicketStore
 
 #: Reply kinds that answered the citizen; the rest asked back or apologised.
 ANSWERED = ("notification", "aspect", "life_event")
 
 
-def report(store: TicketStore, start: dt.date, end: dt.date, titles: dict[str, str] | None = None) -> dict[str, Any]:
-    """All figures for the days ``start`` to ``end`` inclusive."""
+def report(store: TicketStore, start: dt.date, end: dt.date, titles: dict[str, str] | None = None,
+           recorder: Recorder | None = None) -> dict[str, Any]:
+    """All figures for the days ``start`` to ``end`` inclusive (questions and ratings from
+    ``recorder``, by default the one on ``store``'s database)."""
     if end < start:
         raise BotError(f"the report ends ({end}) before it starts ({start})")
     lo = dt.datetime.combine(start, dt.time())
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
     titles = titles or {}
+    recorder = recorder or Recorder.over(store)
     now = store.now()
-    with store.engine.connect() as conn:
-        asked = conn.execute(sa.select(interactions.c.at, interactions.c.kind, interactions.c.question)
-                             .where(interactions.c.at >= lo, interactions.c.at < hi)).all()
-        rated = conn.execute(sa.select(ratings.c.rating, ratings.c.guide_id)
-                             .where(ratings.c.at >= lo, ratings.c.at < hi)).all()
-        made = conn.execute(sa.select(tickets.c.category, tickets.c.status, tickets.c.due_at, tickets.c.resolved_at,
-                                      tickets.c.created_at)
-                            .where(tickets.c.created_at >= lo, tickets.c.created_at < hi)).all()
+    asked = recorder.interactions_between(lo, hi)
+    rated = recorder.ratings_between(lo, hi)
+    made = store.created_between(lo, hi)
     answered = sum(1 for row in asked if row.kind in ANSWERED)
     unresolved = Counter(row.question for row in asked if row.kind not in ANSWERED and row.kind != "empty")
     per_day: dict[str, dict[str, int]] = {}
@@ -104,19 +104,18 @@ def print_report(data: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.settings import load_settings
+    from bot.tickets import open_store
 
     parser = argparse.ArgumentParser(prog="python -m bot.reports", description=__doc__.splitlines()[0])
-    today = dt.date.today()
-    parser.add_argument("--from", dest="start", type=dt.date.fromisoformat, default=today - dt.timedelta(days=29))
-    parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, default=today)
+    parser.add_argument("--from", dest="start", type=dt.date.fromisoformat,
+                        help="first day (default: 29 days before --to)")
+    parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="last day (default: today in the hall)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
-        store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone)
-        store.migrate()
-        data = report(store, args.start, args.end)
+        store = open_store()
+        end = args.end or store.now().date()  # the hall's day, as the staff page counts it
+        data = report(store, args.start or end - dt.timedelta(days=29), end)
     except BotError as error:
         print(f"reports: {error}", file=sys.stderr)
         return 2

@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TICKETS_DB_URL", "sqlite:///var/tickets.db",
             "Ticket store (SQLAlchemy URL): SQLite by default, e.g. postgresql+psycopg://user:pw@host/db."),
     Setting("HALL_TIMEZONE", "Asia/Shanghai", "The hall's time zone: ticket times, due times and reports use it."),
+    Setting("HALL_CLOSURES", "",
+            "Days the hall is closed besides public holidays, skipped by due times: dates or ranges "
+            "(2026-03-02,2026-07-01..2026-07-03), or the path of a text file with one a line."),
     Setting("STAFF_TOKENS", "",
             "Window staff who may use the staff API and page, as name:token pairs separated by commas."),
     Setting("STAFF_HOST", "127.0.0.1", "Interface the staff server (API and page) listens on."),

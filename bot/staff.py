@@ -36,6 +36,7 @@ from bot.errors import BotError
 from bot.privacy import install_log_masking, mask_phone
 from bot.reports import report
 from bot.settings import Settings, load_settings
+from bot.tickets import open_store
 from bot.tickets.model import CATEGORIES, SOURCES, STATUSES, TRIAGE, Ticket
 from bot.tickets.store import TicketError, TicketFilter, TicketStore, TicketStoreUnavailable
 
@@ -226,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     install_log_masking()
     try:
         settings = load_settings()
-        store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone)
-        store.migrate()
+        store = open_store(settings)  # the same calendar and clock as the action server and the reports
     except BotError as error:
         print(f"staff server cannot start: {error}", file=sys.stderr)
         return 2

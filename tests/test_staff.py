@@ -23,6 +23,7 @@ import pytest
 
 from bot.settings import Settings, load_settings
 from bot.tickets.model import NewTicket
+from bot.tickets.recorder import Recorder
 from bot.tickets.store import TicketStore
 
 TOKEN = "t" * 20
@@ -94,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store.migrate()
     now = clock()
     numbers: dict[str, str] = {}
-    clock.at = now - dt.timedelta(days=10)  # due long ago
+    clock.at = now - dt.timedelta(days=20)  # due long ago (even across the longest holiday)
     numbers["late"] = make(store, "late", description="窗口说材料不全，但清单上的都带了")
     numbers["late_done"] = make(store, "late_done", category="other", phone=None)
     clock.at = now - dt.timedelta(hours=1)  # due the next working day
@@ -105,12 +106,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                             source="bad_rating", rating=1)
     clock.at = None
     store.resolve(numbers["late_done"], "已电话答复", "window2")  # resolved, but after its due time
-    store.record_interaction("c1", "怎么换身份证", "notification", "guide-1")
-    store.record_interaction("c2", "我的手机号13812345678办不了", "fallback", None)
-    store.record_interaction("c3", "我的手机号13812345678办不了", "fallback", None)
-    store.record_interaction("c4", "", "empty", None)
-    store.record_rating("c1", 5, None, "guide-1")
-    store.record_rating("c2", 2, "太慢", None)
+    recorder = Recorder.over(store)
+    recorder.record_interaction("c1", "怎么换身份证", "notification", "guide-1")
+    recorder.record_interaction("c2", "我的手机号13812345678办不了", "fallback", None)
+    recorder.record_interaction("c3", "我的手机号13812345678办不了", "fallback", None)
+    recorder.record_interaction("c4", "", "empty", None)
+    recorder.record_rating("c1", 5, None, "guide-1")
+    recorder.record_rating("c2", 2, "太慢", None)
 
     settings = load_settings({}).with_(staff_tokens=(("window1", TOKEN),))
     port = free_port()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.tickets.model import NewTicket, add_working_days, category_from_text, due_at
+from bot.tickets.model import DraftTicket, NewTicket, category_from_text
+from bot.tickets.recorder import Recorder
 from bot.tickets.store import TicketError, TicketFilter, TicketStore, TicketStoreUnavailable
 
 MONDAY = dt.datetime(2026, 11, 23, 10, 0)
@@ -55,7 +56,8 @@ def test_create_numbers_tickets_per_day_and_sets_the_due_time(store):
     second, _ = store.create(new("c2"), "c2:m1")
     assert created and first.number == "BC20261123-0001" and second.number == "BC20261123-0002"
     assert store.get(first.number).number == first.number
-    assert first.status == "open" and first.due_at == dt.datetime(2026, 11, 24, 10, 0)
+    # One working day: before the window closes on Tuesday.
+    assert first.status == "open" and first.due_at == dt.datetime(2026, 11, 24, 17, 30)
     assert first.history[0].action == "created"
 
 
@@ -162,20 +164,55 @@ def test_migrating_a_version_1_database_gives_old_tickets_codes(tmp_path):
     assert store.lookup(old.number, old.access_code, asker="c").outcome == "found"
 
 
+def draft(conversation="c1", **kw) -> DraftTicket:
+    values = dict(category="failed", description="网上提交了三次都失败", name="张三", conversation_id=conversation,
+                  item="居民身份证换领")
+    values.update(kw)
+    return DraftTicket(**values)
+
+
+def stored_phone(store, number):
+    with store.engine.connect() as conn:
+        return conn.execute(sa.text("select phone from tickets where number = :n"), {"n": number}).scalar()
+
+
 def test_phone_draft_is_kept_until_the_ticket_is_made(store):
     store.save_draft_phone("c1", "13812345678")
-    assert store.draft_phone("c1") == "13812345678"
+    assert store.has_draft("c1")
     store.create(new("c1"), "k")
-    assert store.draft_phone("c1") is None
+    assert not store.has_draft("c1")
+
+
+def test_a_ticket_filed_from_its_draft_keeps_the_full_number_inside_the_store(store):
+    store.save_draft_phone("c1", "13812345678")
+    ticket, created = store.create_from_draft(draft("c1"), "c1:m1")
+    assert created and ticket.phone == "138****5678"  # what the caller sees
+    assert stored_phone(store, ticket.number) == "13812345678" and not store.has_draft("c1")
+    again, created_again = store.create_from_draft(draft("c1"), "c1:m1")  # a retried turn: the same ticket
+    assert not created_again and again.number == ticket.number and again.phone == "138****5678"
+    assert store.get(ticket.number).phone == "13812345678"  # staff open it from the store
+
+
+def test_a_draft_filed_without_its_phone_or_after_it_expired_has_none(store):
+    store.save_draft_phone("skip", "13812345678")
+    skipped, _ = store.create_from_draft(draft("skip"), "skip:m1", with_phone=False)
+    assert skipped.phone is None and stored_phone(store, skipped.number) is None
+    assert not store.has_draft("skip")  # the unused number is not kept either
+    store.save_draft_phone("late", "13912345678")
+    store.clock.now = MONDAY + store.draft_ttl + dt.timedelta(seconds=1)
+    late, _ = store.create_from_draft(draft("late"), "late:m1")
+    assert late.phone is None and stored_phone(store, late.number) is None
+    with pytest.raises(TicketError, match="unknown category"):
+        store.create_from_draft(draft("x", category="nonsense"), "x:m1")
 
 
 def test_a_cancelled_or_abandoned_draft_is_deleted(store):
     store.save_draft_phone("cancelled", "13812345678")
     store.forget_draft("cancelled")
-    assert store.draft_phone("cancelled") is None
+    assert not store.has_draft("cancelled")
     store.save_draft_phone("abandoned", "13912345678")
     store.clock.now = MONDAY + store.draft_ttl + dt.timedelta(seconds=1)
-    assert store.draft_phone("abandoned") is None
+    assert not store.has_draft("abandoned")
     with store.engine.begin() as conn:  # gone from the table, not only hidden
         assert conn.execute(sa.text("select count(*) from drafts")).scalar() == 0
 
@@ -201,10 +238,39 @@ def test_a_dead_database_is_a_clear_error_and_nothing_half_written(tmp_path):
         broken.create(new(), "k")
 
 
-def test_working_days_skip_weekends():
-    friday = dt.datetime(2026, 11, 27, 16, 0)
-    assert add_working_days(friday, 1) == dt.datetime(2026, 11, 30, 16, 0)
-    assert due_at(friday, "conversation").weekday() == 0
+def test_a_ticket_filed_on_friday_evening_is_due_when_monday_closes(store):
+    store.clock.now = dt.datetime(2026, 11, 27, 19, 45)
+    ticket, _ = store.create(new(), "friday")
+    assert ticket.due_at == dt.datetime(2026, 11, 30, 17, 30)
+    store.clock.now = dt.datetime(2026, 11, 30, 17, 31)
+    assert [t.number for t in store.list(TicketFilter(overdue=True))] == [ticket.number]
+
+
+def test_recorder_keeps_questions_and_ratings_masked_in_the_same_database(store):
+    recorder = Recorder.over(store)
+    recorder.record_interaction("c1", "我的电话13812345678办不了", "fallback", None)
+    recorder.record_interaction("c2", "怎么换身份证", "notification", "guide-1")
+    recorder.record_rating("c1", 2, "等了13912345678很久", "guide-1")
+    with pytest.raises(TicketError):
+        recorder.record_rating("c1", 6, None, None)
+    day = dt.datetime(2026, 11, 23)
+    asked = recorder.interactions_between(day, day + dt.timedelta(days=1))
+    assert [(i.conversation_id, i.kind, i.question) for i in asked] == [
+        ("c1", "fallback", "我的电话138****5678办不了"), ("c2", "notification", "怎么换身份证")]
+    rated = recorder.ratings_between(day, day + dt.timedelta(days=1))
+    assert [(r.rating, r.comment, r.guide_id) for r in rated] == [(2, "等了139****5678很久", "guide-1")]
+    assert recorder.interactions_between(day + dt.timedelta(days=1), day + dt.timedelta(days=2)) == []
+    assert not hasattr(store, "record_rating")
+
+
+def test_tickets_created_between_two_times(store):
+    first, _ = store.create(new("a"), "a")
+    store.clock.now = MONDAY + dt.timedelta(days=1)
+    second, _ = store.create(new("b"), "b")
+    assert [t.number for t in store.created_between(MONDAY, MONDAY + dt.timedelta(days=2))] == [
+        first.number, second.number]
+    assert [t.number for t in store.created_between(MONDAY + dt.timedelta(hours=1), MONDAY + dt.timedelta(days=2))
+            ] == [second.number]
 
 
 @pytest.mark.parametrize(("text", "code"), [

@@ -3,7 +3,9 @@
 The window's public practice (``../shared/docs/domain.md``): it accepts five kinds of
 matter, triages each as simple / ordinary / complex, answers within one working day, keeps a
 ledger (台账) of everything done, and calls back every bad rating (差评) within 24 hours.
-This module holds those rules as data; :mod:`bot.tickets.store` keeps the tickets.
+This module holds those rules as data; :mod:`bot.tickets.hours` says when a ticket is due (working
+days, holidays, office hours), :mod:`bot.tickets.intake` checks what the citizen answers, and
+:mod:`bot.tickets.store` keeps the tickets.
 """
 
 from __future__ import annotations
@@ -56,31 +58,10 @@ def triage_for(category: str) -> str:
     return {"conduct": "ordinary", "disputed": "ordinary", "repeated": "ordinary"}.get(category, "simple")
 
 
-def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
-    """``start`` plus ``days`` working days (Monday to Friday), same time of day.
-
-    Public holidays are not known here; an office whose hall closes on holidays sees such
-    tickets due on the holiday and can note it in the ticket.
-    """
-    current = start
-    remaining = days
-    while remaining > 0:
-        current += dt.timedelta(days=1)
-        if current.weekday() < 5:
-            remaining -= 1
-    return current
-
-
-def due_at(created: dt.datetime, source: str) -> dt.datetime:
-    """The answer-by time: one working day, or 24 hours for a bad-rating callback."""
-    if source == "bad_rating":
-        return created + dt.timedelta(hours=24)
-    return add_working_days(created, 1)
-
-
 @dataclass(frozen=True)
 class NewTicket:
-    """What the conversation collected. ``phone`` is the full number (kept only in the store)."""
+    """A ticket to create, with the full phone number (for callers that hold it: staff tools and
+    tests). The conversation files a :class:`DraftTicket` instead, so the number stays in the store."""
 
     category: str
     description: str
@@ -90,6 +71,25 @@ class NewTicket:
     item: str | None = None
     source: str = "conversation"
     rating: int | None = None
+
+
+@dataclass(frozen=True)
+class DraftTicket:
+    """What the conversation collected, without the phone number: that stays in the store's draft
+    for ``conversation_id`` (:meth:`bot.tickets.store.TicketStore.create_from_draft`)."""
+
+    category: str
+    description: str
+    name: str
+    conversation_id: str
+    item: str | None = None
+    source: str = "conversation"
+    rating: int | None = None
+
+    def with_phone(self, phone: str | None) -> NewTicket:
+        return NewTicket(category=self.category, description=self.description, name=self.name, phone=phone,
+                         conversation_id=self.conversation_id, item=self.item, source=self.source,
+                         rating=self.rating)
 
 
 @dataclass(frozen=True)

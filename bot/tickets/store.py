@@ -7,7 +7,8 @@ leaves nothing half-written):
   opening of the phone number and resolution, with who and when);
 * ``drafts``: the phone number a citizen is typing into the ticket form, kept here and not
   in Rasa's tracker (the tracker only ever sees it masked);
-* ``interactions`` and ``ratings``: what was asked and how it went, for the reports.
+* ``interactions`` and ``ratings``: what was asked and how it went, for the reports (written and
+  read by :class:`bot.tickets.recorder.Recorder`, over the same database).
 
 Ticket numbers read ``BC<date>-<sequence>``: short enough to read out on the phone, and
 therefore guessable. What a citizen needs besides the number to see a ticket's status is its
@@ -16,7 +17,13 @@ are counted per ticket and per asker in the database (shared by every action ser
 within an hour lock that ticket, or that asker, for the rest of the hour.
 
 Creating a ticket is idempotent: the caller passes a key naming the conversation turn that
-confirmed it, and a retry of that turn returns the ticket made the first time.
+confirmed it, and a retry of that turn returns the ticket made the first time. The conversation
+files its ticket with :meth:`TicketStore.create_from_draft`: the phone number typed into the form
+goes from the draft into the ticket inside the store, and only a masked copy comes back.
+
+Due times come from the store's :class:`bot.tickets.hours.OfficeCalendar` (working days, public
+holidays with 调休, the office's closures); :meth:`TicketStore.now` is the hall's clock that the
+staff page and the reports judge them by.
 
 The schema is versioned (``schema_migrations``); :meth:`TicketStore.migrate` applies the
 steps a database has not seen yet, so an office upgrading keeps its tickets.
@@ -24,6 +31,7 @@ steps a database has not seen yet, so an office upgrading keeps its tickets.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import logging
@@ -33,7 +41,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -42,14 +50,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.errors import BotError
-from bot.privacy import fold, mask_text
+from bot.privacy import fold, mask_phone, mask_text
+from bot.tickets.hours import OfficeCalendar
 from bot.tickets.model import (
     CATEGORIES,
     TRIAGE,
+    DraftTicket,
     HistoryEntry,
     NewTicket,
     Ticket,
-    due_at,
     triage_for,
 )
 
@@ -193,16 +202,32 @@ class TicketFilter:
 _SCHEMA_LOCK_KEY = 0x6775_6964  # "guid": the advisory lock id for schema changes
 
 
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction on the ticket database; a database that cannot be reached is
+    :class:`TicketStoreUnavailable` (and nothing of the transaction is written)."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        log.error("ticket database unavailable: %s", type(exc).__name__)
+        raise TicketStoreUnavailable(
+            "工单数据库暂时无法连接 (ticket database unavailable); nothing was saved"
+        ) from None
+
+
 class TicketStore:
     """All ticket data, behind one engine. Build once per process; it is thread-safe."""
 
     def __init__(self, url: str, *, timezone: str = "Asia/Shanghai",
                  clock: Callable[[], dt.datetime] | None = None, draft_ttl: dt.timedelta = dt.timedelta(minutes=30),
-                 ) -> None:
+                 calendar: OfficeCalendar | None = None) -> None:
         self.url = url
         self.zone = ZoneInfo(timezone)
         self._clock = clock
         self.draft_ttl = draft_ttl
+        #: Working days and hours: due times are computed with it.
+        self.calendar = calendar or OfficeCalendar()
         kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
@@ -226,16 +251,8 @@ class TicketStore:
             return self._clock()
         return dt.datetime.now(self.zone).replace(tzinfo=None, microsecond=0)
 
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            log.error("ticket database unavailable: %s", type(exc).__name__)
-            raise TicketStoreUnavailable(
-                "工单数据库暂时无法连接 (ticket database unavailable); nothing was saved"
-            ) from None
+    def _tx(self) -> contextlib.AbstractContextManager[Connection]:
+        return transaction(self.engine)
 
     # --- schema ---------------------------------------------------------------------
 
@@ -278,12 +295,15 @@ class TicketStore:
             conn.execute(drafts.delete().where(drafts.c.conversation_id == conversation_id))
             conn.execute(drafts.insert().values(conversation_id=conversation_id, phone=phone, updated_at=self.now()))
 
-    def draft_phone(self, conversation_id: str) -> str | None:
-        """The number typed into this conversation's form, unless it has expired."""
+    def has_draft(self, conversation_id: str) -> bool:
+        """Whether this conversation's form holds a number that has not expired (the number itself
+        never leaves the store: :meth:`create_from_draft` puts it into the ticket)."""
         with self._tx() as conn:
-            self._expire_drafts(conn)
-            return conn.execute(
-                sa.select(drafts.c.phone).where(drafts.c.conversation_id == conversation_id)).scalar()
+            return self._draft_phone(conn, conversation_id) is not None
+
+    def _draft_phone(self, conn: Connection, conversation_id: str) -> str | None:
+        self._expire_drafts(conn)
+        return conn.execute(sa.select(drafts.c.phone).where(drafts.c.conversation_id == conversation_id)).scalar()
 
     def forget_draft(self, conversation_id: str) -> None:
         """The citizen cancelled the form: the number they typed is deleted now."""
@@ -295,8 +315,25 @@ class TicketStore:
 
     def create(self, new: NewTicket, idempotency_key: str) -> tuple[Ticket, bool]:
         """Create a ticket, or return the one this key already made. Returns (ticket, created)."""
-        if new.category not in CATEGORIES:
-            raise TicketError(f"unknown category {new.category!r}")
+        return self._create(new.category, idempotency_key, lambda conn: new)
+
+    def create_from_draft(self, draft: DraftTicket, idempotency_key: str, *,
+                          with_phone: bool = True) -> tuple[Ticket, bool]:
+        """File what the conversation collected, with the phone number its form left in the draft
+        (unless ``with_phone`` is False, or the draft has expired: then without one), in one
+        transaction; the draft is deleted. The returned ticket carries the number masked: the full
+        number stays in the store. Idempotent per key, like :meth:`create`."""
+        def complete(conn: Connection) -> NewTicket:
+            phone = self._draft_phone(conn, draft.conversation_id) if with_phone else None
+            return draft.with_phone(phone)
+
+        ticket, created = self._create(draft.category, idempotency_key, complete)
+        return replace(ticket, phone=mask_phone(ticket.phone) if ticket.phone else None), created
+
+    def _create(self, category: str, idempotency_key: str,
+                complete: Callable[[Connection], NewTicket]) -> tuple[Ticket, bool]:
+        if category not in CATEGORIES:
+            raise TicketError(f"unknown category {category!r}")
         for _attempt in range(5):
             try:
                 with self._tx() as conn:
@@ -304,6 +341,7 @@ class TicketStore:
                         sa.select(tickets.c.id).where(tickets.c.idempotency_key == idempotency_key)).scalar()
                     if existing is not None:
                         return self._load(conn, existing), False
+                    new = complete(conn)
                     created = self.now()
                     ticket_id = conn.execute(tickets.insert().values(
                         number=f"pending-{uuid.uuid4().hex}", idempotency_key=idempotency_key, category=new.category,
@@ -311,8 +349,8 @@ class TicketStore:
                         conversation_id=new.conversation_id[:200], item=(new.item or None) and new.item[:300],
                         source=new.source,
                         rating=new.rating, status="open", triage=triage_for(new.category), assignee=None,
-                        resolution=None, created_at=created, due_at=due_at(created, new.source), resolved_at=None,
-                        access_code=new_access_code(),
+                        resolution=None, created_at=created, due_at=self.calendar.due_at(created, new.source),
+                        resolved_at=None, access_code=new_access_code(),
                     )).inserted_primary_key[0]  # type: ignore[index]
                     # The number is the date and the row id: unique without counting, so concurrent
                     # filings never collide. Short enough to read out on the phone.
@@ -358,6 +396,14 @@ class TicketStore:
                       and hmac.compare_digest(row.access_code.encode(), code.encode()))
             conn.execute(status_attempts.insert().values(at=self.now(), number=number, asker=asker, ok=ok))
             return Lookup("found", self._load(conn, row.id)) if ok and row is not None else Lookup("no_match")
+
+    def created_between(self, start: dt.datetime, end: dt.datetime) -> list[Ticket]:
+        """Every ticket filed from ``start`` up to (not including) ``end``, oldest first, without
+        their history (for the reports)."""
+        query = (sa.select(tickets).where(tickets.c.created_at >= start, tickets.c.created_at < end)
+                 .order_by(tickets.c.created_at, tickets.c.id))
+        with self._tx() as conn:
+            return [_ticket(row, ()) for row in conn.execute(query).mappings()]
 
     def list(self, filters: TicketFilter = TicketFilter()) -> list[Ticket]:
         query = sa.select(tickets).order_by(tickets.c.due_at)
@@ -419,22 +465,6 @@ class TicketStore:
                 conn.execute(tickets.update().where(tickets.c.id == row.id).values(**values))
             self._log(conn, row.id, actor, action, detail)
             return self._load(conn, row.id)
-
-    # --- what happened, for reports -------------------------------------------------
-
-    def record_interaction(self, conversation_id: str, question: str, kind: str, guide_id: str | None) -> None:
-        with self._tx() as conn:
-            conn.execute(interactions.insert().values(
-                at=self.now(), conversation_id=conversation_id, question=mask_text(question)[:500], kind=kind,
-                guide_id=guide_id))
-
-    def record_rating(self, conversation_id: str, rating: int, comment: str | None, guide_id: str | None) -> None:
-        if not 1 <= rating <= 5:
-            raise TicketError("a rating is 1 to 5")
-        with self._tx() as conn:
-            conn.execute(ratings.insert().values(
-                at=self.now(), conversation_id=conversation_id, rating=rating,
-                comment=mask_text(comment)[:1000] if comment else None, guide_id=guide_id))
 
     # --- internals ------------------------------------------------------------------
 
