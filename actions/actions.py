@@ -20,7 +20,7 @@ from bot.errors import BotError
 from bot.service import GuideService, Reply, get_service
 from bot.settings import load_settings
 from bot.speech import speak
-from bot.tickets import get_store
+from bot.tickets import get_recorder
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def record(tracker: Tracker | None, reply: Reply) -> None:
     if tracker is None or reply.kind == "empty":
         return
     try:
-        get_store().record_interaction(tracker.sender_id, tracker.latest_message.get("text") or "", reply.kind,
+        get_recorder().record_interaction(tracker.sender_id, tracker.latest_message.get("text") or "", reply.kind,
                                        reply.guide_id)
     except BotError as error:
         logger.warning("interaction not recorded: %s", error)
@@ -121,8 +121,29 @@ def _aspect(tracker: Tracker) -> str | None:
     return canonical_aspect(tracker.get_slot("aspect"))
 
 
+def _respond(tracker: Tracker, intent: str) -> Callable[[GuideService], Reply | None]:
+    """The service's answer to the latest message, read with the conversation's slots."""
+    text = tracker.latest_message.get("text") or ""
+    aspect, current = _aspect(tracker), tracker.get_slot("guide_id")
+    names_item = _entity(tracker, "item") is not None
+    region, department = tracker.get_slot("region"), tracker.get_slot("department")
+    failures, last = _failures(tracker), tracker.get_slot("last_question")
+    return lambda s: s.respond(text, intent, current_id=current, aspect=aspect, names_item=names_item,
+                               region=region, department=department, failures=failures, last_question=last)
+
+
+def _always(produce: Callable[[GuideService], Reply | None]) -> Callable[[GuideService], Reply]:
+    def run(service: GuideService) -> Reply:
+        reply = produce(service)
+        if reply is None:  # not for these intents: respond() always answers them
+            raise AssertionError("no reply")
+        return reply
+    return run
+
+
 class ActionAnswerGuide(Action):
-    """Answer a question about an item with its full one-time notification."""
+    """Answer a question about an item: a follow-up about the item under discussion, else the full
+    one-time notification of the item found (or candidates, or next steps)."""
 
     def name(self) -> str:
         return "action_answer_guide"
@@ -134,15 +155,14 @@ class ActionAnswerGuide(Action):
         if chosen:
             return answer(dispatcher, lambda s: s.answer_record(chosen))
         text = tracker.latest_message.get("text") or ""
-        region, department = tracker.get_slot("region"), tracker.get_slot("department")
         failures = _failures(tracker)
-        events = answer(dispatcher, lambda s: s.answer_question(
-            text, region=region, department=department, failures=failures), failures, moves_on=True, tracker=tracker)
+        events = answer(dispatcher, _always(_respond(tracker, "ask_item")), failures, moves_on=True,
+                        tracker=tracker)
         return [*events, SlotSet("last_question", text)]
 
 
 class ActionAnswerAspect(Action):
-    """Answer one aspect (fee, place, materials …) of the item under discussion."""
+    """Answer one aspect (fee, place, materials …) or any follow-up about the item under discussion."""
 
     def name(self) -> str:
         return "action_answer_aspect"
@@ -150,14 +170,7 @@ class ActionAnswerAspect(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        text = tracker.latest_message.get("text") or ""
-        aspect = _aspect(tracker)
-        current = tracker.get_slot("guide_id")
-        names_item = _entity(tracker, "item") is not None
-        region, failures = tracker.get_slot("region"), _failures(tracker)
-        return answer(dispatcher, lambda s: s.answer_aspect(
-            text, aspect, current, names_item=names_item, region=region, failures=failures), failures,
-            tracker=tracker)
+        return answer(dispatcher, _always(_respond(tracker, "ask_aspect")), _failures(tracker), tracker=tracker)
 
 
 class ActionAnswerLifeEvent(Action):
@@ -175,7 +188,8 @@ class ActionAnswerLifeEvent(Action):
 
 
 class ActionApplyScope(Action):
-    """The citizen named a region or department ("我在广州"): ask the last question again with it."""
+    """A region or department was named ("我在广州", "我在广州，办护照去哪里"): a question in the same
+    sentence is answered for it; a bare name re-answers the item under discussion or the last question."""
 
     def name(self) -> str:
         return "action_apply_scope"
@@ -183,12 +197,43 @@ class ActionApplyScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        region, department = tracker.get_slot("region"), tracker.get_slot("department")
-        previous = tracker.get_slot("last_question")
-        if not previous:
-            named = "、".join(x for x in (region, department) if x) or "您说的地区或部门"
-            dispatcher.utter_message(response="utter_scope_noted", named=named)
+        return answer(dispatcher, _always(_respond(tracker, "inform")), _failures(tracker), tracker=tracker)
+
+
+#: The response given when the knowledge base has nothing for a message of these intents.
+OWN_RESPONSE = {"greet": "utter_greet", "chitchat": "utter_chitchat", "out_of_scope": "utter_out_of_scope",
+                "affirm": "utter_affirm_ack", "deny": "utter_deny_ack"}
+
+
+class ActionTriage(Action):
+    """Small talk, out-of-scope and complaints, with retrieval asked first: a follow-up about the item
+    under discussion or a question the knowledge base clearly answers is answered; otherwise the
+    intent's own response (for a complaint: slot ``escalate`` set, and the rules open the form)."""
+
+    def name(self) -> str:
+        return "action_triage"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "out_of_scope")
+        try:
+            reply = _respond(tracker, intent)(service())
+        except BotError as error:
+            logger.warning("triage without the knowledge service: %s", error)
+            reply = None
+        if reply is None or reply.kind == "empty":
+            if intent == "complain":
+                return [SlotSet("escalate", True)]
+            dispatcher.utter_message(response=OWN_RESPONSE.get(intent, "utter_out_of_scope"))
             return []
-        failures = _failures(tracker)
-        return answer(dispatcher, lambda s: s.answer_question(
-            previous, region=region, department=department, failures=failures), failures)
+        events = send(dispatcher, reply, _failures(tracker), tracker=tracker)
+        return [*events, SlotSet("escalate", False)] if intent == "complain" else events
+
+
+class ActionTriageComplaint(ActionTriage):
+    """A complaint, retrieval first: the same as :class:`ActionTriage`, as its own action because it
+    sets slot ``escalate`` (Rasa's rules need an action to set the same slots in every rule)."""
+
+    def name(self) -> str:
+        return "action_triage_complaint"

@@ -7,10 +7,12 @@ where to ask. Fixed replies that need no guide live in ``domain.yml`` responses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from bot.knowledge.model import FaqEntry, Guide, Material
 from bot.lifeevents import EventPlan
+from bot.text import normalize
 
 #: Canonical aspect names (the values of the Rasa ``aspect`` slot) and their Chinese labels.
 ASPECTS: dict[str, str] = {
@@ -100,6 +102,19 @@ def short_title(title: str, limit: int = BUTTON_CHARS) -> str:
     if len(main) > room:
         main = main[: max(1, room - 1)] + "…"
     return f"{main}（{case}）"
+
+
+_REGION_PREFIX = re.compile(r"^[\u4e00-\u9fa5]{2,7}?(?:省|市|区|县)(?=.{4})")
+
+
+def core_title(title: str) -> str:
+    """A title without a leading place name: the province's and a city's guide of one item share it."""
+    return _REGION_PREFIX.sub("", normalize(title, limit=0))
+
+
+def render_scope_noted(named: str) -> str:
+    """A place or office named with nothing to apply it to yet (never a placeholder for a name)."""
+    return f"好的，已记下：{named}。请问您要办理什么事项？" if named else "请问您要办理什么事项？例如“护照怎么办理”。"
 
 
 def button_labels(guides: Sequence[Guide | FaqEntry]) -> list[str]:

@@ -150,6 +150,10 @@ def build_index(
     np.save(tmp / "rows.npy", np.asarray(rows, dtype=np.int32))
     np.save(tmp / "fields.npy", np.asarray(fields_, dtype=np.int8))
     write_jsonl(records, tmp / "records.jsonl")
+    from bot.entities import FILE as ENTITIES_FILE
+    from bot.entities import write_patterns
+
+    write_patterns(records, tmp / ENTITIES_FILE)
     manifest = IndexManifest(
         format_version=FORMAT_VERSION,
         model=encoder.name,
@@ -199,6 +203,8 @@ class LoadedIndex:
     faiss_index: Any
     #: For every record position, the range of its vector rows (they are stored together).
     spans: list[tuple[int, int]]
+    #: Where it was read from (the knowledge base's names, ``entities.jsonl``, are kept there too).
+    directory: Path | None = None
 
     @property
     def guides(self) -> list[Guide]:
@@ -232,7 +238,7 @@ class LoadedIndex:
         starts = np.searchsorted(rows, np.arange(len(records)), side="left")
         ends = np.searchsorted(rows, np.arange(len(records)), side="right")
         return cls(manifest=manifest, records=records, rows=rows, fields=fields_, faiss_index=index,
-                   spans=list(zip(starts.tolist(), ends.tolist(), strict=True)))
+                   spans=list(zip(starts.tolist(), ends.tolist(), strict=True)), directory=index_dir)
 
     def vectors(self) -> np.ndarray:
         """Every stored vector, as a read-only view of FAISS's own storage (no copy)."""

@@ -155,7 +155,11 @@ class Retriever:
         #: For an FAQ entry, the item it belongs to (its first related id); "" for guides.
         self._item_of = [r.related[0] if isinstance(r, FaqEntry) and r.related else "" for r in index.records]
         self.synonyms = Synonyms.load(settings.synonyms)
-        self.scope = Scope(index.records)
+        from bot.entities import EntityFinder
+
+        self.entities = (EntityFinder.load(index.directory, index.records) if index.directory is not None
+                         else EntityFinder.from_records(index.records))
+        self.scope = Scope(index.records, self.entities)
         self.ranker = Ranker.load(settings.ranker, model=encoder.name)
         self.nothing_fits = NothingFits.load(settings.calibration, model=encoder.name,
                                              knowledge=index.manifest.fingerprint)

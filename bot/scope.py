@@ -17,15 +17,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from bot.entities import place_names, region_parts
 from bot.knowledge.model import Record
 from bot.text import normalize
 
-_LEVEL = re.compile(r"(特别行政区|自治州|自治区|地区|街道|省|市|盟|县|区|镇)$")
+if TYPE_CHECKING:
+    from bot.entities import EntityFinder
+
 _DEPT_SUFFIX = re.compile(r"(管理局|管理所|管理部门|委员会|办公室|总局|局|厅|所|处|委|中心|部门|机关|机构)$")
 _BRACKETS = re.compile(r"[(（][^)）]*[)）]")
-#: What may follow a department stem in a question for it to count as naming that office.
-_FOLLOWS = "局厅所处委部机中办"
 #: Names too generic to say anything about which guide is meant.
 _IGNORED = {"人民政府", "政府", "有限责任公司", "研究", "协会", "学会"}
 
@@ -41,26 +43,12 @@ class Mentions:
         return bool(self.regions or self.departments)
 
 
-def _region_parts(region: str) -> list[str]:
-    """'广东省广州市天河区' -> ['广东省', '广州市', '天河区'] (each level ends in its level word)."""
-    return re.findall(r".+?(?:特别行政区|自治州|自治区|地区|省|市|盟|县|区)", region) or [region]
-
-
-def _place_names(part: str) -> set[str]:
-    """A region level and its short form: 广州市 -> {广州市, 广州}."""
-    names = {part}
-    short = _LEVEL.sub("", part)
-    if len(short) >= 2:
-        names.add(short)
-    return names
-
-
 def department_stems(name: str, regions: Iterable[str] = ()) -> set[str]:
     """The distinctive part of a department name: 广州市公安局 -> {公安}; 广东省人力资源和社会保障厅 ->
     {人力资源和社会保障}; 公安机关交通管理部门（车辆管理所） -> {公安, 公安机关交通, 车辆}."""
     text = normalize(name, limit=0)
     pieces = [_BRACKETS.sub("", text), *re.findall(r"[(（]([^)）]*)[)）]", text)]
-    prefixes = sorted({p for r in regions for part in _region_parts(r) for p in _place_names(part)},
+    prefixes = sorted({p for r in regions for part in region_parts(r) for p in place_names(part)},
                       key=len, reverse=True)
     stems: set[str] = set()
     for piece in pieces:
@@ -83,39 +71,27 @@ def department_stems(name: str, regions: Iterable[str] = ()) -> set[str]:
 
 
 class Scope:
-    """Place and office names known to a knowledge base, and how guides relate to them."""
+    """Place and office names known to a knowledge base, and how guides relate to them. The names in a
+    question are found by :class:`bot.entities.EntityFinder` (spaCy over the knowledge base's names)."""
 
-    def __init__(self, guides: Sequence[Record]) -> None:
+    def __init__(self, guides: Sequence[Record], finder: EntityFinder | None = None) -> None:
+        from bot.entities import EntityFinder
+
         # Sample items stand for "wherever this is deployed": they never belong to a region.
         own = [None if g.sample else g.region for g in guides]
         regions = {r for r in own if r}
-        self._places: dict[str, str] = {}  # place name -> the most specific full region it names
-        for region in sorted(regions, key=len):
-            parts = _region_parts(region)
-            for depth in range(1, len(parts) + 1):
-                full = "".join(parts[:depth])
-                for name in _place_names(parts[depth - 1]):
-                    self._places.setdefault(name, full)
-        # Longest names first so 广州市 wins over 广州 and 天河区 is not read as 天河.
-        self._place_pattern = (
-            re.compile("|".join(re.escape(n) for n in sorted(self._places, key=len, reverse=True)))
-            if self._places else None
-        )
+        self.finder = finder or EntityFinder.from_records(guides)
         self.guide_stems: list[frozenset[str]] = [
             frozenset(department_stems(g.department, regions)) if g.department else frozenset() for g in guides
         ]
-        stems = {s for group in self.guide_stems for s in group}
-        self._stem_pattern = (
-            re.compile("(" + "|".join(re.escape(s) for s in sorted(stems, key=len, reverse=True)) + f")[{_FOLLOWS}]")
-            if stems else None
-        )
         self.regions = [r or "" for r in own]
+        self._known = regions | {"".join(region_parts(r)[:d]) for r in regions for d in range(1, len(region_parts(r)))}
 
     def mentions(self, query: str, *, region: str | None = None, department: str | None = None) -> Mentions:
         """What ``query`` (normalised) names, plus explicit choices (e.g. from conversation slots)."""
         text = query + " " + " ".join(normalize(x, limit=0) for x in (region, department) if x)
-        regions = {self._places[m] for m in self._place_pattern.findall(text)} if self._place_pattern else set()
-        departments = set(self._stem_pattern.findall(text)) if self._stem_pattern else set()
+        regions = self.finder.regions(text)
+        departments = self.finder.departments(text)
         if department:
             departments |= department_stems(department)
         return Mentions(frozenset(regions), frozenset(departments))
@@ -123,7 +99,7 @@ class Scope:
     def fits_region(self, position: int, regions: frozenset[str]) -> bool | None:
         """True: the guide is of a named region; False: of another place; None: applies anyway."""
         own = self.regions[position]
-        if not regions or not own or own not in self._places.values():
+        if not regions or not own or own not in self._known:
             return None
         if own in regions:
             return True

@@ -19,21 +19,24 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot import answers
+from bot import answers, followup
 from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
+from bot.followup import FollowUps
 from bot.index import LoadedIndex, read_manifest
 from bot.knowledge.model import FaqEntry, Guide, Record
 from bot.lazy import Lazy
 from bot.lifeevents import LifeEvents
 from bot.retrieval import Retriever, SearchResult
 from bot.settings import Settings, load_settings
-from bot.text import normalize
+from bot.text import has_content, normalize
 
 Kind = Literal[
-    "notification", "aspect", "faq", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic"
+    "notification", "aspect", "faq", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic",
+    "follow_up", "scope_noted",
 ]
 _STATUS = {
     "notification": "clear", "aspect": "clear", "faq": "clear", "life_event": "clear", "candidates": "ambiguous",
+    "follow_up": "clear", "scope_noted": "none",
     "not_found": "none", "which_item": "none", "off_topic": "none", "empty": "empty",
 }
 
@@ -117,6 +120,39 @@ _ASPECT_WORDING = re.compile(
 )
 
 
+#: Intents that are answered from the knowledge base only when it clearly has the answer (a follow-up
+#: about the item under discussion, or a confident match); otherwise their own response is given.
+SMALL_TALK = frozenset({"greet", "chitchat", "out_of_scope", "affirm", "deny", "goodbye", "thank"})
+#: A follow-up answer this strong stands even when the message also names another item's words.
+STRONG_FOLLOW_UP = 0.85
+#: Things that are not people asking for what only people can have ("给我家的猫办身份证", "火星签证"):
+#: the nearest real item would be a wrong answer, so nothing fits. Person-only documents and subjects
+#: that cannot hold them; animals' own items (犬只登记, 动物防疫) are not in the first list.
+_NOT_A_PERSON = re.compile(
+    r"猫|狗狗|宠物|电子宠物|游戏角色|游戏里|虚拟人|外星人?|火星|月球|玩偶|布娃娃|鹦鹉"
+    r"|仓鼠|兔子|乌龟"
+)
+_PERSON_ONLY = re.compile(
+    r"身份证|户口|护照|结婚|离婚|出生证明|出生医学|社保|医保|驾照|驾驶证|签证|学籍"
+    r"|低保|公积金|退休|养老"
+)
+#: What a bare place or office name ("我在广州", "天河区的") says besides the name.
+_SCOPE_FILLER = re.compile(
+    r"我在|我是|我住在?|我人在|人在|在|住|是|的|这边|那边|那里|这里|附近|本地|我|呢|啊"
+    r"|呀|吧|哦|嗯|了|\s|[^\w]"
+)
+
+
+#: Words before a name that make it something to bring, not another item to do.
+_BRINGS = re.compile(r"带|交|提供|开|准备|拿|复印")
+
+
+def impossible(text: str) -> bool:
+    """A request no government service can fulfil: a person-only document for an animal or a toy,
+    a visa for Mars. Recognised as nothing-fits instead of matched to the nearest real item."""
+    return bool(_NOT_A_PERSON.search(text) and _PERSON_ONLY.search(text))
+
+
 def _leftover(text: str) -> str:
     """What an aspect question names besides the aspect: '这件衣服多少钱' -> '件衣服'."""
     return _ASPECT_WORDING.sub("", normalize(text))
@@ -129,6 +165,7 @@ class GuideService:
         self.retriever = retriever
         self.settings = settings
         self.life_events = LifeEvents(retriever.guides)
+        self.follow_ups = FollowUps(getattr(retriever, "encoder", None))
 
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
@@ -280,6 +317,140 @@ class GuideService:
         """Does the leftover of an aspect question plausibly refer to ``guide``?"""
         names = normalize(" ".join((guide.title, *guide.aliases)), limit=0)
         return any(ch in names for ch in leftover if ch.isalnum())
+
+    # --- conversation: follow-ups, places, routing ----------------------------------------------
+
+    def names_other_item(self, text: str, guide: Guide) -> bool:
+        """Does ``text`` name an item other than ``guide`` (by one of the knowledge base's item names)?"""
+        own = {normalize(n, limit=0) for n in (guide.title, *guide.aliases)}
+        clean = normalize(text, limit=0)
+        return any(guide.id not in e.keys and e.text not in own and len(e.text) >= 2
+                   and not _BRINGS.search(clean[max(0, e.start - 4):e.start])  # "要带结婚证吗": a material
+                   for e in self.retriever.entities.items(clean))
+
+    def answer_deferral(self, guide: Guide | None, text: str) -> Reply:
+        """"能不能先办后补材料": the item's own 容缺/承诺 flags first, then the hall's general rule."""
+        result = self.search(text)
+        rule = next((m.item for m in result.matches if isinstance(m.item, FaqEntry) and not m.item.related), None)
+        if guide is None:
+            if rule is not None:
+                return self.answer_faq(rule)
+            return self.answer_question(text)
+        parts = [followup.deferral_text(guide)]
+        if rule is not None:
+            parts.append("大厅的一般规定（" + rule.question + "）：" + rule.answer.strip())
+        parts.append(f"具体以窗口审核为准，拿不准可致电 {guide.consult_phone or self.settings.hotline}。")
+        full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
+        return Reply("follow_up", "\n".join(parts), buttons=[full], guides=(guide,), guide_id=guide.id)
+
+    def follow_up(self, guide: Guide, text: str, *, strict: bool = False) -> Reply | None:
+        """Answer a question about the item under discussion from the guide's own text.
+
+        Returns None when the question is not a follow-up the guide can answer or decline: with
+        ``strict`` (the NLU took the message for small talk) only a passage that fits well, or a
+        question with a clear cue of what it asks, is answered."""
+        if followup.DEFERRAL.search(text):
+            return self.answer_deferral(guide, text)
+        found = self.follow_ups.answer(guide, text)
+        cue = bool(followup.first_cue_kinds(text))
+        asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
+        if found.passage is None and (not cue or (strict and not followup.YES_NO.search(text))):
+            return None
+        if found.passage is not None and strict and (not asks or (not cue and found.score < followup.MIN_SCORE + 0.1)):
+            return None
+        full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
+        body = followup.render_follow_up(guide, text, found, self.settings.hotline)
+        return Reply("follow_up", body, buttons=[full], guides=(guide,), guide_id=guide.id)
+
+    def respond(
+        self, text: str, intent: str, *, current_id: str | None = None, aspect: str | None = None,
+        names_item: bool = False, region: str | None = None, department: str | None = None, failures: int = 0,
+        last_question: str | None = None,
+    ) -> Reply | None:
+        """The knowledge base's answer to a message the NLU took for ``intent``, or None when the
+        intent's own response (small talk, out of scope, the complaint form) should be given.
+
+        Retrieval goes first: a follow-up about the item under discussion is answered from its
+        guide; a region or department in the sentence filters that sentence's question; a message
+        declared small talk or a complaint is answered when the knowledge base clearly fits it;
+        requests no service can fulfil are nothing-fits."""
+        clean = normalize(text)
+        if not has_content(clean):
+            return Reply("empty", answers.render_empty())
+        if impossible(clean):
+            return self._not_found(None, failures)
+        guide = self.guide(current_id)
+        if intent == "inform":
+            scoped = self.answer_scope(text, guide, last_question=last_question, region=region,
+                                       department=department, failures=failures)
+            if scoped is not None:
+                return scoped
+        if guide is not None:
+            other = names_item or self.names_other_item(text, guide)
+            if aspect is not None and not other and not followup.YES_NO.search(clean) \
+                    and not followup.DEFERRAL.search(clean):
+                # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
+                return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
+                                          failures=failures)
+            reply = self.follow_up(guide, text, strict=intent in SMALL_TALK or intent == "complain")
+            if reply is not None and (not other or (reply.kind == "follow_up" and self._strong(guide, text))):
+                return reply
+            if aspect is not None and not other:
+                return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
+                                          failures=failures)
+        if intent == "ask_aspect" or (aspect is not None and intent not in SMALL_TALK):
+            return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
+                                      failures=failures)
+        if intent in SMALL_TALK or intent == "complain":
+            result = self.search(text, region=region, department=department)
+            best = result.best.item if result.best is not None else None
+            if result.status != "clear" or best is None:
+                return None
+            asks = bool(followup.YES_NO.search(clean) or followup.QUESTION.search(clean))
+            if intent == "complain" and isinstance(best, FaqEntry) and not best.related and not asks:
+                return None  # the hall's own rules do not settle a complaint: a person does
+            reply = self.answer_record(best.id)
+            if intent == "complain":  # the item, and still the way to a person if it cannot be done
+                return Reply(reply.kind, reply.text + "\n" + answers.render_escalation_offer(self.settings.hotline),
+                             buttons=[*reply.buttons, self._escalate_button()], guides=reply.guides,
+                             guide_id=reply.guide_id)
+            return reply
+        if followup.DEFERRAL.search(clean):
+            return self.answer_deferral(None, text)
+        return self.answer_question(text, region=region, department=department, failures=failures)
+
+    def _strong(self, guide: Guide, text: str) -> bool:
+        return self.follow_ups.answer(guide, text).score >= STRONG_FOLLOW_UP
+
+    def answer_scope(
+        self, text: str, guide: Guide | None, *, last_question: str | None, region: str | None,
+        department: str | None, failures: int = 0,
+    ) -> Reply | None:
+        """A region or department was named. With a question in the same sentence ("我在广州，办护照去
+        哪里"), that question is answered for the place; a bare place re-answers the item under
+        discussion for it (or the last question); with nothing to re-answer, it is noted."""
+        entities = self.retriever.entities.find(text, ("REGION", "DEPARTMENT"))
+        leftover = normalize(text, limit=0)
+        for entity in sorted(entities, key=lambda e: e.start, reverse=True):
+            leftover = leftover[:entity.start] + leftover[entity.end:]
+        for named_value in (region, department):  # what the NLU read as a place, known to the guides or not
+            if named_value:
+                leftover = leftover.replace(normalize(named_value, limit=0), "")
+        leftover = _SCOPE_FILLER.sub("", leftover)
+        regions = [k for e in entities if e.label == "REGION" for k in e.keys]
+        region = (max(regions, key=len) if regions else None) or region
+        named = "、".join(e.text for e in entities) or "、".join(x for x in (region, department) if x)
+        if len(leftover) >= 2:
+            return None  # a question of its own: answered below, the place filtering it
+        if guide is not None:
+            result = self.search(answers.short_title(guide.title, 60), region=region, department=department)
+            same = [m.item for m in result.matches if isinstance(m.item, Guide)
+                    and answers.core_title(m.item.title) == answers.core_title(guide.title)]
+            local = next((g for g in same if g.region and region and g.region.startswith(region)), None)
+            return self.answer_guide((local or guide).id)
+        if last_question:
+            return self.answer_question(last_question, region=region, department=department, failures=failures)
+        return Reply("scope_noted", answers.render_scope_noted(named))
 
     def answer_life_event(self, name: str | None, text: str) -> Reply:
         """One combined notification for a life event (一件事一次办), in the order to do its items.

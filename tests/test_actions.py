@@ -99,7 +99,9 @@ def test_a_named_region_reasks_the_last_question():
     messages, _ = run(ActionApplyScope(), tracker("我在广东", "inform", slots=slots))
     assert "居民身份证换领" in messages[0]["text"]
     messages, _ = run(ActionApplyScope(), tracker("我在广东", "inform", slots={"region": "广东"}))
-    assert messages[0]["response"] == "utter_scope_noted"
+    assert "已记下：广东" in messages[0]["text"]
+    messages, _ = run(ActionApplyScope(), tracker("嗯", "inform"))  # nothing named: never a placeholder
+    assert "请问您要办理什么事项" in messages[0]["text"] and "您说的" not in messages[0]["text"]
 
 
 def test_a_new_question_without_a_single_answer_clears_the_item_under_discussion():

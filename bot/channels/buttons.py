@@ -38,6 +38,8 @@ _ORDINALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 
 _ORDINAL = re.compile(r"^(?:第|选|选第|要第|点第|就|是)?([1-9]|10|[一二两三四五六七八九十])"
                       r"(?:个|项|条|号)?(?:吧|吗|的)?$")
 _NOISE = re.compile(r"[\s，,。.！!？?、~～…\"'“”‘’：:；;()（）【】\[\]]+")
+#: Particles at the end of a short reply ("一般般吧", "确认啊") that do not change which button it names.
+_PARTICLES = re.compile(r"(?:吧|啊|呀|呢|哦|嘛|了|哈)+$")
 #: Longest message that may be read as a button (a longer one is a question or an answer).
 MAX_CHARS = 16
 
@@ -55,7 +57,7 @@ def _ordinal(text: str) -> int | None:
 
 
 _RATING = re.compile(r'"rating"\s*:\s*"?([1-5])"?')
-_STARS = re.compile(r"^([1-5]|[一二两三四五])(?:星|分|颗星)?$")
+_STARS = re.compile(r"^(?:打|给|给你打|评)?([1-5]|[一二两三四五])(?:星|分|颗星)?(?:吧|啊)?$")
 
 
 def _rating(said: str, buttons: Sequence[dict[str, str]]) -> dict[str, str] | None:
@@ -102,10 +104,17 @@ def match_button(text: str, buttons: Sequence[dict[str, str]]) -> dict[str, str]
     position = _ordinal(said)
     if position is not None:
         return buttons[position - 1] if position <= len(buttons) else None
+    bare = _PARTICLES.sub("", said) or said
     for button, title in zip(buttons, titles, strict=True):
         for key, words in PARAPHRASES.items():
-            if title == _clean(key) and said in {_clean(w) for w in words}:
+            if title == _clean(key) and {said, bare} & {_clean(w) for w in words}:
                 return button
+    # A paraphrase with a few words around it ("全部的都给我看一下"), when it points at one button.
+    around = {id(b): b for b, title in zip(buttons, titles, strict=True) for key, words in PARAPHRASES.items()
+              if title == _clean(key) for w in words if len(_clean(w)) >= 3 and _clean(w) in said
+              and len(said) - len(_clean(w)) <= 6}
+    if len(around) == 1:
+        return next(iter(around.values()))
     inside = [b for b, title in zip(buttons, titles, strict=True) if len(title) >= 2 and title in said]
     if len(inside) == 1 and len(said) - len(_clean(inside[0]["title"])) <= 6:
         return inside[0]

@@ -1,0 +1,360 @@
+"""Follow-up questions about the item under discussion, answered from the guide's own text.
+
+After a one-time notification, citizens ask about the item in their own words: "我们俩户口不在一个
+地方可以吗", "可以找人代办吗", "周末能办吗", "要带户口本吗", "复印件行吗". None of these is one of
+the ten aspects, and searching the whole knowledge base for them finds other items. The answer is
+in the guide: one of its conditions, materials (with their form, count and 容缺/承诺 flags), hours,
+online channel or process steps. This module cuts a guide into those passages, finds the one that
+answers the question, and says yes or no first when the passage says so, quoting the guide.
+
+Scoring a passage is a blend of three things, because each alone fails on a whole class of
+questions: the embedding model's similarity (paraphrases: "户口不在一个地方" vs "全国任一婚姻登记
+机关"), shared characters (names of materials and documents), and a small table of *cues* that
+say which kind of passage answers a kind of question (a question about a proxy is answered by the
+passage that says who must attend in person). When nothing scores well the guide is silent on the
+question, and :func:`render_follow_up` says so and gives the phone number: never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from bot.embedding.encoder import Encoder
+from bot.knowledge.model import Guide, Material
+from bot.text import normalize
+
+Verdict = Literal["yes", "no", "partly"]
+
+#: Below this blended score the guide is taken to be silent on the question.
+MIN_SCORE = 0.62
+#: How close (cosine) a thing asked for must be to a material's name to be taken for it.
+NAMED_MATERIAL_SIMILARITY = 0.87
+#: ... and lead the next material by this much (short texts all look alike to the model).
+NAMED_MATERIAL_MARGIN = 0.006
+#: A yes/no question ("…吗", "能不能…", "可以…不").
+YES_NO = re.compile(
+    r"吗|能不能|能否|可不可以|可以不|是否|会不会|要不要|行不行|行吗|有没有|需不需要"
+    r"|用不用|算不算|可以么|得不得"
+)
+
+#: A question about something (rather than a remark): small talk with none of these is never a follow-up.
+QUESTION = re.compile(r"几|多少|多久|什么|怎么|怎样|如何|哪|谁|咋|啥|how|what|where|when|why")
+#: Question cues -> the passage kinds and passage words that answer them. A passage that has one
+#: of the words, or is of one of the kinds, gets :data:`CUE_BONUS`.
+CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...] = (
+    (re.compile(r"代办|代理|找人|委托|别人|家人|邻居|帮我办|帮忙|替我|代替|代领|本人不|亲自|本人去|单位给办|自己办|谁来办|谁去办"),
+     frozenset({"proxy"}), re.compile(r"本人到场|本人.{0,4}办理|亲自|代办|委托|代理人|共同到|到场|用人单位|单位办理|单位申请")),
+    (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|上班|下班|中午|时间段"),
+     frozenset({"hours"}), None),
+    (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家"),
+     frozenset({"online"}), None),
+    (re.compile(r"多久|几天|多长时间|当天|马上|立刻|加急|多快|什么时候能拿|几耐|how long|when"),
+     frozenset({"time"}), None),
+    (re.compile(r"钱|费|收费|免费|价格|要交吗|也要交|缴|how much|cost|fee"), frozenset({"fee"}), None),
+    (re.compile(r"寄|快递|邮递|送到家"), frozenset({"courier"}), None),
+    (re.compile(r"预约|排队|挂号|约号"), frozenset({"appointment"}), None),
+    (re.compile(r"跑几次|跑几趟|几趟|去几次|跑一次"), frozenset({"visits"}), None),
+    (re.compile(r"外地|外省|异地|户口不在|户籍不在|不在一个地方|不在本地|不是本地|老家|全国|跨省|跨市|户口所在地"),
+     frozenset(), re.compile(r"全国|异地|跨省|跨市|任一|户籍地|户口所在地|居住地|常住")),
+    (re.compile(r"复印|原件|几份|彩印|扫描|电子版|照片"), frozenset({"material"}), None),
+    (re.compile(r"带|材料|证明|户口本|证件|资料"), frozenset({"material"}), None),
+    (re.compile(r"条件|资格|年龄|多大|几岁|满\d|不符合|能不能办|可以办"), frozenset({"condition", "refusal"}), None),
+    (re.compile(r"流程|步骤|先|然后|怎么弄"), frozenset({"process"}), None),
+    (re.compile(r"电话|打给|咨询|投诉"), frozenset({"phone"}), None),
+    (re.compile(r"哪里|地址|地点|窗口|在哪|where"), frozenset({"place"}), None),
+)
+CUE_BONUS = 0.25
+#: Words that carry no content in a follow-up ("那", "请问", "可以吗"), removed before the
+#: character overlap is counted.
+_FILLER = re.compile(
+    r"请问|那么|那|这个|那个|一下|的话|可以吗|可以|能不能|能否|吗|呢|吧|啊|呀|我们|我"
+    r"|你们|你|他|她|俩|要|是|不是|了|的|么"
+)
+_NEGATIVE = re.compile(r"不可|不能|不得|不予|不受理|不支持|不接受|不办理|不允许|不再|无需|不需要|不得委托|不可代办")
+_PERSONAL = re.compile(r"本人|亲自|双方共同|共同到|到场")
+_PROXY_OK = re.compile(r"可委托|委托他人|委托代理|可由.{0,8}代|代办|代理人|监护人代")
+_WEEKEND_Q = re.compile(r"周末|周六|周日|星期六|星期天|礼拜六|礼拜天|节假日")
+_WEEKEND = re.compile(r"周末|周六|周日|星期六|星期日|双休")
+_COPY_Q = re.compile(r"复印件")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One statement of a guide: a condition, a material, the hours …, as the citizen will read it."""
+
+    kind: str
+    text: str
+    material: Material | None = None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What the guide says about a follow-up question: the passage (None when it is silent) and, for a
+    yes/no question the passage settles, the verdict."""
+
+    passage: Passage | None
+    verdict: Verdict | None
+    score: float
+
+
+def _material_text(material: Material) -> str:
+    from bot.answers import material_line
+
+    return material_line(material)
+
+
+def passages(guide: Guide) -> list[Passage]:
+    """Every statement of ``guide`` a follow-up may be answered with, in the guide's order."""
+    out: list[Passage] = []
+    out += [Passage("proxy" if _PERSONAL.search(c) or _PROXY_OK.search(c) else "condition", c)
+            for c in guide.conditions]
+    out += [Passage("refusal", f"不予受理的情形：{r}") for r in guide.refusal_grounds]
+    out += [Passage("material", _material_text(m), m) for m in guide.materials]
+    days = [(label, d) for label, d in (("承诺办结", guide.promised_days), ("法定时限", guide.statutory_days))
+            if d is not None]
+    if days or guide.time_note:
+        parts = [f"{label}{'即办（当场办结）' if d == 0 else f'{d}个工作日'}" for label, d in days]
+        out.append(Passage("time", "；".join([*parts, *([guide.time_note] if guide.time_note else [])])))
+    if guide.hours:
+        out.append(Passage("hours", f"办理时间：{guide.hours}"))
+    if guide.place or guide.window:
+        out.append(Passage("place", "；".join(x for x in (guide.place and f"办理地点：{guide.place}",
+                                                            guide.window and f"窗口：{guide.window}") if x)))
+    if guide.online or guide.online_url:
+        out.append(Passage("online", f"可在{guide.online or guide.online_url}网上办理"
+                           + (f"（{guide.online_url}）" if guide.online and guide.online_url else "")))
+    if guide.courier:
+        out.append(Passage("courier", "办理结果可邮寄送达"))
+    if guide.appointment:
+        out.append(Passage("appointment", f"预约方式：{guide.appointment}"))
+    if guide.visits is not None:
+        out.append(Passage("visits", "全程网办，无需到现场" if guide.visits == 0 else
+                           "最多跑一次" if guide.visits == 1 else f"需到现场{guide.visits}次"))
+    if guide.fee:
+        out.append(Passage("fee", f"收费标准：{guide.fee}"))
+    for step in guide.process:
+        out.append(Passage("proxy" if _PERSONAL.search(step) or _PROXY_OK.search(step) else "process", step))
+    return out
+
+
+def _bigrams(text: str) -> set[str]:
+    text = "".join(ch for ch in text if ch.isalnum())
+    return {text[i:i + 2] for i in range(len(text) - 1)} | set(text)
+
+
+def _overlap(question: str, passage: str) -> float:
+    """How much of the question's content is in the passage (0..1), by characters and pairs."""
+    q = _bigrams(_FILLER.sub("", question))
+    if not q:
+        return 0.0
+    p = _bigrams(passage)
+    return len(q & p) / len(q)
+
+
+def _cue_bonus(question: str, passage: Passage) -> float:
+    """:data:`CUE_BONUS` when the passage is what the question's first cue asks for."""
+    for cue, kinds, words in CUES:
+        if cue.search(question):
+            fits = passage.kind in kinds or (words is not None and words.search(passage.text) is not None)
+            return CUE_BONUS if fits else 0.0
+    return 0.0
+
+
+_ASKING_VERBS = re.compile(
+    r"复印件|复印|原件|扫描件|行不行|行|够不够|够|要带|要不要带|需要带|需不需要|得带"
+    r"|用不用带|用带|带不带|要交|要提供|需要提供|要|带|交|提供|需要"
+)
+
+
+def _asked_thing(question: str) -> str:
+    """What a material question names: '要带户口本吗' -> '户口本'."""
+    return _ASKING_VERBS.sub("", _FILLER.sub("", question))
+
+
+def _pairs(text: str) -> set[str]:
+    text = "".join(ch for ch in text if ch.isalnum())
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def _material_named(question: str, materials: Sequence[Material]) -> Material | None:
+    """The material of the list that a question names ("户口本" -> 居民户口簿), else None: the one
+    sharing most character pairs with what is asked for, at least one."""
+    asked = _pairs(_asked_thing(normalize(question, limit=0)))
+    best: tuple[int, Material | None] = (0, None)
+    for material in materials:
+        shared = len(asked & _pairs(material.name))
+        if shared > best[0]:
+            best = (shared, material)
+    return best[1]
+
+
+def _ruled_out(question: str, guide: Guide) -> Passage | None:
+    """A passage of the guide that says the asked-for thing is no longer needed ("不再需要户口簿")."""
+    asked = _pairs(_asked_thing(normalize(question, limit=0)))
+    if not asked:
+        return None
+    for material in guide.materials:
+        for clause in re.split(r"[；;，,。]", material.note or ""):
+            if re.search(r"不再需要|无需|不需要|不用", clause) and asked & _pairs(clause):
+                return Passage("material", _material_text(material), material)
+    return None
+
+
+#: "先办后补", "材料不齐能先受理吗": answered from the item's 容缺/承诺 flags, then the hall's rule.
+DEFERRAL = re.compile(
+    r"后补|先办|先受理|不齐|没带齐|缺(?:一|了|少)|少(?:一|了)|容缺|补交|晚点再交"
+    r"|晚些交|告知承诺|承诺制"
+)
+
+
+def deferral_text(guide: Guide) -> str:
+    """Which of the item's materials may be handed in later (容缺) or replaced by a written promise."""
+    later = [m.name for m in guide.materials if m.deferrable]
+    promise = [m.name for m in guide.materials if m.promise_ok]
+    parts = []
+    if later:
+        parts.append("可以容缺受理、事后补交的材料：" + "、".join(later))
+    if promise:
+        parts.append("可以用告知承诺书代替的材料：" + "、".join(promise))
+    if not parts:
+        return f"【{guide.title}】的办事指南没有标注可以容缺后补或以承诺代替的材料，材料需按清单备齐。"
+    return f"【{guide.title}】的办事指南标注了：" + "；".join(parts) + "。其余材料需按清单备齐。"
+
+
+def _verdict(question: str, passage: Passage) -> Verdict | None:
+    """Yes, no or partly, when a yes/no question is settled by the passage's own words."""
+    if not YES_NO.search(question):
+        return None
+    text = passage.text
+    if passage.kind == "hours" and _WEEKEND_Q.search(question):
+        if _WEEKEND.search(text):
+            return "partly" if re.search(r"部分|预约|特殊", text) else "yes"
+        return "no"
+    if re.search(r"代办|代理|找人|委托|别人|家人|替我|代替|代领", question):
+        if _PROXY_OK.search(text):
+            return "yes"
+        if _PERSONAL.search(text):
+            return "no"
+    if passage.material is not None and _COPY_Q.search(question):
+        form = passage.material.form or ""
+        if form == "复印件" or "或复印件" in form:
+            return "yes"
+        if "原件" in form:
+            return "no"
+        return None
+    if passage.material is not None and re.search(r"带|要|需|交", question):
+        return "partly" if not passage.material.required else "yes"
+    if passage.material is not None and re.search(r"后补|先办|先受理|不齐|缺|补交", question):
+        return "yes" if passage.material.deferrable or passage.material.promise_ok else None
+    if _NEGATIVE.search(text):
+        return "no"
+    if re.search(r"可在|可以|均可|可通过|可由|支持|允许|可凭|可选择", text):
+        return "yes"
+    return None
+
+
+class FollowUps:
+    """Answers follow-up questions about one guide at a time; passage vectors are computed once per
+    guide and kept (a conversation asks several questions about the same item)."""
+
+    def __init__(self, encoder: Encoder | None, *, cache_size: int = 256) -> None:
+        self.encoder = encoder
+        self._cache: dict[str, tuple[list[Passage], np.ndarray | None]] = {}
+        self._cache_size = cache_size
+
+    def _passages(self, guide: Guide) -> tuple[list[Passage], np.ndarray | None]:
+        cached = self._cache.get(guide.id)
+        if cached is None:
+            found = passages(guide)
+            vectors = (self.encoder.encode([p.text for p in found], kind="query")
+                       if self.encoder is not None and found else None)
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            cached = self._cache[guide.id] = (found, vectors)
+        return cached
+
+    def answer(self, guide: Guide, question: str) -> FollowUp:
+        """The passage of ``guide`` that answers ``question`` and its verdict, or a silent FollowUp."""
+        found, vectors = self._passages(guide)
+        if not found:
+            return FollowUp(None, None, 0.0)
+        text = normalize(question, limit=0)
+        # Without a model (lexical mode) shared characters stand in for the similarity.
+        dense = (vectors @ self.encoder.encode([text], kind="query")[0]
+                 if vectors is not None and self.encoder is not None
+                 else np.asarray([_overlap(text, p.text) for p in found]))
+        about_material = "material" in first_cue_kinds(text)
+        named = _material_named(text, guide.materials) if about_material else None
+        asked = _asked_thing(text) if about_material else ""
+        unsure = False
+        if about_material and named is None and asked and vectors is not None and self.encoder is not None:
+            # "结婚照" for "双方近期半身免冠合影照片": no shared characters, similar meaning.
+            thing = self.encoder.encode([asked], kind="query")[0]
+            near = sorted(((float(vectors[i] @ thing), i) for i, p in enumerate(found) if p.material is not None),
+                          reverse=True)
+            if near and near[0][0] >= NAMED_MATERIAL_SIMILARITY and (
+                    len(near) == 1 or near[0][0] - near[1][0] >= NAMED_MATERIAL_MARGIN):
+                named = found[near[0][1]].material
+            elif near and near[0][0] >= NAMED_MATERIAL_SIMILARITY:
+                unsure = True
+        scored = []
+        for position, passage in enumerate(found):
+            score = 0.6 * float(dense[position]) + 0.4 * _overlap(text, passage.text) + _cue_bonus(text, passage)
+            if named is not None and passage.material is named:
+                score += 0.3
+            scored.append((score, -position, passage))
+        score, _, passage = max(scored, key=lambda s: (s[0], s[1]))
+        if about_material and YES_NO.search(text):
+            ruled_out = _ruled_out(text, guide)
+            if ruled_out is not None:
+                return FollowUp(ruled_out, "no", 1.0)
+            if _COPY_Q.search(text) and named is None:
+                forms = "；".join(f"{m.name}（{m.form or '未注明原件或复印件'}）" for m in guide.materials)
+                return FollowUp(Passage("material_forms", forms), None, 1.0) if forms else FollowUp(None, None, 0.0)
+            if named is None and asked:
+                names = "；".join(m.name for m in guide.materials)
+                if names:  # "要带离婚证吗" naming nothing on the list: the list is the answer
+                    return FollowUp(Passage("materials_absent", names), None if unsure else "no", 1.0)
+        if score < MIN_SCORE:
+            return FollowUp(None, None, score)
+        return FollowUp(passage, _verdict(text, passage), score)
+
+
+def first_cue_kinds(question: str) -> frozenset[str]:
+    """The passage kinds the question's first cue asks for (empty when no cue fits)."""
+    return next((kinds for cue, kinds, _ in CUES if cue.search(question)), frozenset())
+
+
+_VERDICT_WORDS: dict[str, str] = {"yes": "可以。", "no": "不可以。", "partly": "视情况而定。"}
+_MATERIAL_VERDICT_WORDS: dict[str, str] = {"yes": "需要。", "no": "不需要。", "partly": "特定情形需要。"}
+
+
+def render_follow_up(guide: Guide, question: str, follow_up: FollowUp, hotline: str) -> str:
+    """The reply: yes/no first when the guide settles it, then the guide's own words, quoted."""
+    phone = guide.consult_phone or hotline
+    if follow_up.passage is None:
+        return (f"【{guide.title}】的办事指南没有写明这一点。为免白跑一趟，请致电 {phone} 咨询确认；"
+                "也可以换个说法问我这个事项的材料、条件、时间、地点等。")
+    passage = follow_up.passage
+    if passage.kind == "material_forms":
+        return f"【{guide.title}】的办事指南对各项材料的要求：{passage.text}。"
+    if passage.kind == "materials_absent" and follow_up.verdict is None:
+        return (f"【{guide.title}】的办事指南所列申请材料为：{passage.text}。请对照是否包含您说的材料；"
+                f"拿不准的请致电 {phone} 确认。")
+    if passage.kind == "materials_absent":
+        return (f"不需要。【{guide.title}】的办事指南所列申请材料中没有您说的这项，所列材料为：{passage.text}。"
+                f"如有疑问请致电 {phone} 确认。")
+    asks_material = passage.material is not None and re.search(r"带|要|需|交", question) \
+        and not _COPY_Q.search(question) and not re.search(r"后补|先办|先受理|不齐|缺|补交", question)
+    words = _MATERIAL_VERDICT_WORDS if asks_material else _VERDICT_WORDS
+    head = words[follow_up.verdict] if follow_up.verdict else ""
+    if follow_up.verdict == "no" and passage.kind == "proxy" and not asks_material:
+        head = "不可以，需要本人到场。"
+    if passage.kind == "hours":
+        head = {"no": "一般不可以。", "partly": "部分地方可以。"}.get(follow_up.verdict or "", head)
+    return f"{head}【{guide.title}】的办事指南写明：“{passage.text}”"

@@ -1,0 +1,176 @@
+"""The conversation's knowledge work (issue 14): follow-ups answered from the guide's own text, the
+knowledge base's names found by spaCy, a place in the sentence, retrieval asked before small talk or a
+complaint, impossible requests, and typed words acting as the buttons on screen."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.channels.buttons import match_button
+from bot.entities import EntityFinder, patterns
+from bot.followup import FollowUps, passages, render_follow_up
+from bot.knowledge.model import Guide, Material
+from bot.service import impossible
+
+MARRIAGE = Guide(
+    id="m", title="内地居民结婚登记", aliases=("领证",), department="县级人民政府民政部门（婚姻登记机关）",
+    conditions=("男方年满22周岁，女方年满20周岁", "男女双方亲自共同到婚姻登记机关申请；可在全国任一婚姻登记机关办理"),
+    materials=(Material("双方本人居民身份证", form="原件", copies=1, note="须在有效期内；不再需要户口簿"),
+               Material("双方近期半身免冠合影照片", form="原件", copies=2),
+               Material("离婚证", form="原件", required=False, deferrable=True)),
+    hours="周一至周五 9:00-17:00；部分婚姻登记处周末预约开放", fee="不收费", consult_phone="020-1234",
+    region="广东省广州市", life_events=("结婚一件事",),
+)
+
+
+# --- follow-ups, lexical and cue scoring only (no model needed) --------------------------------------
+
+@pytest.fixture(scope="module")
+def lexical() -> FollowUps:
+    return FollowUps(None)
+
+
+def test_every_statement_of_the_guide_is_a_passage():
+    kinds = [p.kind for p in passages(MARRIAGE)]
+    assert kinds.count("material") == 3 and "hours" in kinds and "fee" in kinds
+    assert "proxy" in kinds  # "亲自共同到" says who must attend
+
+
+def test_a_material_the_guide_rules_out_is_answered_no_with_the_guide_quoted(lexical):
+    found = lexical.answer(MARRIAGE, "要带户口本吗")
+    text = render_follow_up(MARRIAGE, "要带户口本吗", found, "12345")
+    assert text.startswith("不需要。") and "不再需要户口簿" in text
+
+
+def test_a_material_on_the_list_is_answered_yes(lexical):
+    found = lexical.answer(MARRIAGE, "要带身份证吗")
+    assert found.passage is not None and found.passage.material is MARRIAGE.materials[0]
+    assert render_follow_up(MARRIAGE, "要带身份证吗", found, "12345").startswith("需要。")
+
+
+def test_copies_are_answered_from_the_forms(lexical):
+    found = lexical.answer(MARRIAGE, "复印件行吗")
+    text = render_follow_up(MARRIAGE, "复印件行吗", found, "12345")
+    assert "双方本人居民身份证（原件）" in text
+
+
+def test_weekend_is_answered_from_the_hours(lexical):
+    found = lexical.answer(MARRIAGE, "周末可以办吗")
+    text = render_follow_up(MARRIAGE, "周末可以办吗", found, "12345")
+    assert found.passage is not None and found.passage.kind == "hours"
+    assert text.startswith("部分地方可以。") and "周末预约开放" in text
+
+
+def test_a_silent_guide_says_so_and_gives_the_phone(lexical):
+    found = lexical.answer(MARRIAGE, "结婚登记处有停车场吗")
+    assert found.passage is None
+    text = render_follow_up(MARRIAGE, "结婚登记处有停车场吗", found, "12345")
+    assert "没有写明" in text and "020-1234" in text
+
+
+# --- the knowledge base's names (spaCy + jieba PhraseMatcher) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def finder() -> EntityFinder:
+    other = Guide(id="p", title="普通护照签发", aliases=("办护照",), department="广州市公安局出入境管理支队",
+                  region="广东省广州市天河区")
+    return EntityFinder(patterns([MARRIAGE, other]))
+
+
+def test_names_come_from_the_knowledge_base(finder):
+    found = {(e.label, e.text): e.keys for e in finder.find("我在天河区，去公安局办护照，要带合影照片吗")}
+    assert found[("REGION", "天河区")] == ("广东省广州市天河区",)
+    assert ("DEPARTMENT", "公安局") in found
+    assert found[("ITEM", "办护照")] == ("p",)
+    assert ("MATERIAL", "双方近期半身免冠合影照片") not in found  # only whole names are names
+
+
+def test_short_place_names_and_life_events(finder):
+    assert finder.regions("广州能办吗") == {"广东省广州市"}
+    assert [e.keys for e in finder.find("结婚一件事怎么办", ("LIFE_EVENT",))] == [("结婚一件事",)]
+    assert finder.find("今天天气怎么样") == []
+
+
+# --- impossible requests, typed buttons --------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["怎么给我家的猫办身份证", "我想给我的游戏角色办个结婚证", "火星签证怎么办"])
+def test_impossible_requests(text):
+    assert impossible(text)
+
+
+@pytest.mark.parametrize("text", ["身份证丢了怎么办", "犬只登记要什么材料", "养狗要办证吗"])
+def test_real_requests_are_not_impossible(text):
+    assert not impossible(text)
+
+
+RATING = [{"title": t, "payload": f'/rate{{"rating": "{n}"}}'}
+          for t, n in (("非常满意", 5), ("满意", 4), ("基本满意", 3), ("不满意", 2), ("非常不满意", 1))]
+
+
+@pytest.mark.parametrize(("said", "title"), [
+    ("非常满意", "非常满意"), ("不满意", "不满意"), ("太差了", "非常不满意"), ("一般般吧", "基本满意"),
+    ("第二个", "满意"), ("2", "不满意"), ("打5分", "非常满意"), ("还行", "基本满意"),
+])
+def test_free_text_ratings_map_to_the_five_levels(said, title):
+    button = match_button(said, RATING)
+    assert button is not None and button["title"] == title
+
+
+def test_confirmation_words_and_paraphrases_with_words_around():
+    confirm = [{"title": "确认提交", "payload": "/affirm"}, {"title": "取消", "payload": "/deny"}]
+    assert match_button("确认提交", confirm)["payload"] == "/affirm"
+    assert match_button("对，提交吧", confirm)["payload"] == "/affirm"
+    assert match_button("算了", confirm)["payload"] == "/deny"
+    full = [{"title": "查看完整的一次性告知", "payload": "/choose"}]
+    assert match_button("全部的都给我看一下", full) is not None
+    assert match_button("我身份证丢了怎么办", full) is None
+    assert match_button("第三个", confirm) is None
+
+
+# --- the service, on the bundled knowledge base --------------------------------------------------------
+
+def test_follow_up_outside_the_ten_aspects_is_answered_from_the_guide(service):
+    reply = service.respond("我们俩户口不在一个地方可以吗", "greet", current_id="sample-marriage")
+    assert reply is not None and reply.kind == "follow_up" and reply.guide_id == "sample-marriage"
+    assert reply.text.startswith("可以。") and "全国任一婚姻登记机关" in reply.text
+
+
+def test_proxy_follow_up_says_no_and_why(service):
+    reply = service.respond("可以找人代办吗", "out_of_scope", current_id="sample-passport")
+    assert reply is not None and reply.text.startswith("不可以，需要本人到场") and "本人到场" in reply.text
+
+
+def test_deferral_uses_the_items_flags_then_the_halls_rule(service):
+    reply = service.respond("能不能先办后补材料", "ask_aspect", current_id="sample-food-license")
+    assert reply is not None and reply.guide_id == "sample-food-license"
+    assert "健康证明" in reply.text and "大厅的一般规定" in reply.text
+
+
+def test_place_in_the_sentence_filters_the_question(service):
+    reply = service.respond("我在广州，律师事务所设立许可去哪里办", "inform")
+    assert reply is not None and reply.guide_id == "gd-11440100007483180K3440109001001"
+
+
+def test_bare_place_after_an_answer_reanswers_the_item_and_never_shows_a_placeholder(service):
+    reply = service.respond("我在深圳", "inform", current_id="sample-passport", region="深圳")
+    assert reply is not None and reply.guide_id == "sample-passport" and reply.kind == "notification"
+    noted = service.respond("嗯", "inform")
+    assert noted is not None and "您说的地区或部门" not in noted.text and "{" not in noted.text
+
+
+def test_small_talk_is_small_talk_unless_the_knowledge_base_fits(service):
+    assert service.respond("你是机器人吗", "chitchat", current_id="sample-passport") is None
+    assert service.respond("今天天气怎么样", "out_of_scope") is None
+    assert service.respond("你好", "greet") is None
+
+
+def test_a_complaint_about_a_real_item_gets_the_item_and_the_way_to_a_person(service):
+    reply = service.respond("上班路上被车撞了，公司说不算工伤", "complain")
+    assert reply is not None and reply.guide_id == "sample-work-injury"
+    assert any(b.payload == "/request_human" for b in reply.buttons)
+    assert service.respond("跑了三趟都没办成", "complain") is None
+
+
+def test_impossible_request_is_nothing_fits(service):
+    reply = service.respond("怎么给我家的猫办身份证", "ask_item")
+    assert reply is not None and reply.kind == "not_found" and reply.guide_id is None
