@@ -11,8 +11,16 @@ line or the setting, and the fix::
     │   └── ImportFailed     a whole source file cannot be read (names file and line)
     ├── IndexMissing         the search index has not been built, or is stale
     ├── ModelMissing         the embedding model has not been prepared
+    ├── RequestRefused       a channel request that must be refused, with its HTTP status
+    │   ├── BadRequest       unusable size, JSON, fields or metadata (bot.channels.guard)
+    │   ├── WeChatError      a WeChat callback that fails its checks (bot.wechat)
+    │   └── MiniProgramError the mini-program's login and session errors (bot.miniprogram)
+    ├── TicketError / TicketStoreUnavailable   the ticket store (bot.tickets.store)
     └── VoiceError           the kiosk's voice (bot.voice.base: VoiceUnavailable 503,
                              BadAudio 400/413/415, BadText 400), each with its HTTP status
+
+Everything here is standard library only, so the Rasa side (channels, tracker store) imports the
+same tree as the action side.
 """
 
 from __future__ import annotations
@@ -44,3 +52,22 @@ class IndexMissing(BotError):
 
 class ModelMissing(BotError):
     """The embedding model folder is absent or incomplete."""
+
+
+class RequestRefused(BotError, ValueError):
+    """A channel request that must be refused. ``str(error)`` is safe to show to the caller; ``status``
+    is the HTTP status to answer with; ``detail`` is for the log only. (Also a ValueError: callers
+    that validate input catch that.)"""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        self.detail = detail
+
+
+class BadRequest(RequestRefused):
+    """The request cannot be used (size, JSON, fields, metadata); the message (Chinese, then English)
+    is shown to the client."""

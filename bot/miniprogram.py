@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.channels import answer_of
+from bot.errors import BadRequest as RefusedRequest
+from bot.errors import RequestRefused
 
 #: WeChat's API host; tests and private deployments point MINIPROGRAM_API_BASE elsewhere.
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
@@ -66,20 +68,11 @@ _LINK = re.compile(r"https?://[^\s<>\"'，。；：、！？（）【】「」�
 RELOGIN = "请重新登录"
 
 
-class MiniProgramError(ValueError):
-    """A request that must be refused. ``str(error)`` is safe to show to the page; ``status``
-    is the HTTP status to answer with; ``detail`` is for the log only."""
-
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None, detail: str = "") -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-        self.detail = detail
+class MiniProgramError(RequestRefused):
+    """A mini-program request that must be refused (see :class:`bot.errors.RequestRefused`)."""
 
 
-class BadRequest(MiniProgramError):
+class BadRequest(MiniProgramError, RefusedRequest):
     """The page sent something unusable (400)."""
 
 

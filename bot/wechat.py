@@ -22,13 +22,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.errors import RequestRefused
+
 #: How far a request's timestamp may be from our clock, in seconds.
 MAX_AGE = 300
 #: WeChat's limit for one customer-service text message, in bytes of UTF-8.
 TEXT_LIMIT_BYTES = 2048
 
 
-class WeChatError(ValueError):
+class WeChatError(RequestRefused):
     """A request that must be refused; the message says why (for logs, not for the caller)."""
 
 

@@ -469,7 +469,8 @@ def test_config_defaults_and_bad_values():
 
 def test_the_channel_imports_only_what_the_rasa_server_has():
     """Channels run in the Rasa venv: standard library, rasa, sanic and a few stdlib-only bot modules."""
-    allowed_bot = {"bot.settings", "bot.channels", "bot.channels.rest", "bot.channels.guard", "bot.miniprogram"}
+    allowed_bot = {"bot.settings", "bot.channels", "bot.channels.rest", "bot.channels.guard", "bot.miniprogram",
+                   "bot.errors"}
     for path, third_party in ((ROOT / "bot" / "miniprogram.py", set()),
                               (ROOT / "bot" / "channels" / "__init__.py", set()),
                               (ROOT / "bot" / "channels" / "guard.py", {"sanic"}),

@@ -27,6 +27,8 @@ from typing import Any
 
 from sanic.request import Request
 
+from bot.errors import BadRequest
+
 #: Longest message a citizen may send (characters); longer ones get a clear 400.
 MAX_MESSAGE = 2000
 #: Largest JSON body a channel's webhook reads.
@@ -36,14 +38,6 @@ MAX_REQUEST_BYTES = 6 * 1024 * 1024 + 64 * 1024
 #: Metadata a client may attach to a message, and the longest value of each.
 METADATA_KEYS = {"message_id": 128, "client": 32, "via": 16}
 MAX_METADATA_BYTES = 512
-
-
-class BadRequest(ValueError):
-    """The request cannot be used; the message (Chinese, then English) is shown to the client."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def limit_request_size(app: Any) -> None:
