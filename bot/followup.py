@@ -47,15 +47,17 @@ QUESTION = re.compile(r"几|多少|多久|什么|怎么|怎样|如何|哪|谁|�
 #: Question cues -> the passage kinds and passage words that answer them. A passage that has one
 #: of the words, or is of one of the kinds, gets :data:`CUE_BONUS`.
 CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...] = (
-    (re.compile(r"代办|代理|找人|委托|别人|家人|邻居|帮我办|帮忙|替我|代替|代领|本人不|亲自|本人去|单位给办|自己办|谁来办|谁去办"),
-     frozenset({"proxy"}), re.compile(r"本人到场|本人.{0,4}办理|亲自|代办|委托|代理人|共同到|到场|用人单位|单位办理|单位申请")),
+    (re.compile(r"代办|代理|找人|委托|别人|家人|邻居|帮我办|帮我申请|帮忙|替我|代替|代领|本人不|亲自|本人去|一个人去"
+                r"|单独去|自己去|自己能|自己申请|自己办|单位给办|谁来办|谁去办|不肯|不给申请"),
+     frozenset({"proxy"}), re.compile(r"本人到场|本人.{0,4}办理|亲自|代办|委托|代理人|共同到|到场|用人单位|单位办理"
+                                       r"|单位申请|亲属|近亲属|邻居|他人|职工本人|工会")),
     (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|上班|下班|中午|时间段"),
      frozenset({"hours"}), None),
     (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家"),
      frozenset({"online"}), None),
     (re.compile(r"多久|几天|多长时间|当天|马上|立刻|加急|多快|什么时候能拿|几耐|how long|when"),
      frozenset({"time"}), None),
-    (re.compile(r"钱|费|收费|免费|价格|要交吗|也要交|缴|how much|cost|fee"), frozenset({"fee"}), None),
+    (re.compile(r"钱|费|收费|免费|价格|价|要交吗|也要交|缴|how much|cost|fee"), frozenset({"fee"}), None),
     (re.compile(r"寄|快递|邮递|送到家"), frozenset({"courier"}), None),
     (re.compile(r"预约|排队|挂号|约号"), frozenset({"appointment"}), None),
     (re.compile(r"跑几次|跑几趟|几趟|去几次|跑一次"), frozenset({"visits"}), None),
@@ -64,7 +66,7 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     (re.compile(r"复印|原件|几份|彩印|扫描|电子版|照片"), frozenset({"material"}), None),
     (re.compile(r"带|材料|证明|户口本|证件|资料"), frozenset({"material"}), None),
     (re.compile(r"条件|资格|年龄|多大|几岁|满\d|不符合|能不能办|可以办"), frozenset({"condition", "refusal"}), None),
-    (re.compile(r"流程|步骤|先|然后|怎么弄"), frozenset({"process"}), None),
+    (re.compile(r"流程|步骤|第一步|先干嘛|先做什么|先去哪|然后|怎么弄"), frozenset({"process"}), None),
     (re.compile(r"电话|打给|咨询|投诉"), frozenset({"phone"}), None),
     (re.compile(r"哪里|地址|地点|窗口|在哪|where"), frozenset({"place"}), None),
 )
@@ -181,11 +183,11 @@ def _pairs(text: str) -> set[str]:
     return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
-def _material_named(question: str, materials: Sequence[Material]) -> Material | None:
+def _material_named(question: str, materials: Sequence[Material], at_least: int = 1) -> Material | None:
     """The material of the list that a question names ("户口本" -> 居民户口簿), else None: the one
     sharing most character pairs with what is asked for, at least one."""
     asked = _pairs(_asked_thing(normalize(question, limit=0)))
-    best: tuple[int, Material | None] = (0, None)
+    best: tuple[int, Material | None] = (at_least - 1, None)
     for material in materials:
         shared = len(asked & _pairs(material.name))
         if shared > best[0]:
@@ -289,7 +291,8 @@ class FollowUps:
                  if vectors is not None and self.encoder is not None
                  else np.asarray([_overlap(text, p.text) for p in found]))
         about_material = "material" in first_cue_kinds(text)
-        named = _material_named(text, guide.materials) if about_material else None
+        named = _material_named(text, guide.materials) if about_material else _material_named(
+            text, guide.materials, at_least=2)  # "体检证明多久有效": about that material, whatever the cue
         asked = _asked_thing(text) if about_material else ""
         unsure = False
         if about_material and named is None and asked and vectors is not None and self.encoder is not None:

@@ -116,7 +116,7 @@ _ASPECT_WORDING = re.compile(
     r"(请问|问一下|想问|我想|那个|这个|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需要|需|"
     r"带|准备|提供|什么|哪些|啥|几|多少|钱|收费|费用|价格|贵|免费|多久|时间|几天|时限|多长|哪里|哪儿|哪|地址|"
     r"窗口|地点|几点|上班|办理|办|去|在|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|跑|趟|次|电话|"
-    r"热线|条件|资格|能|可以|不|是|有|没有|一下|我|你|您|们|\s|[^\w])+"
+    r"热线|咨询|投诉|联系|方式|号码|条件|资格|能|可以|不|是|有|没有|一下|我|你|您|们|\s|[^\w])+"
 )
 
 
@@ -143,6 +143,11 @@ _SCOPE_FILLER = re.compile(
 )
 
 
+#: A complaint that asks for a person or says the matter cannot be done goes to the window.
+_WANTS_A_PERSON = re.compile(
+    r"人工|真人|办不成|没办成|办不了|没办下来|投诉|反映|找领导|不给办"
+    r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
+)
 #: Words before a name that make it something to bring, not another item to do.
 _BRINGS = re.compile(r"带|交|提供|开|准备|拿|复印")
 
@@ -356,7 +361,7 @@ class GuideService:
         asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
         if found.passage is None and (not cue or (strict and not followup.YES_NO.search(text))):
             return None
-        if found.passage is not None and strict and (not asks or (not cue and found.score < followup.MIN_SCORE + 0.1)):
+        if found.passage is not None and strict and (not asks or (not cue and found.score < followup.MIN_SCORE + 0.05)):
             return None
         full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
         body = followup.render_follow_up(guide, text, found, self.settings.hotline)
@@ -385,9 +390,11 @@ class GuideService:
                                        department=department, failures=failures)
             if scoped is not None:
                 return scoped
+        if guide is not None and intent == "complain" and _WANTS_A_PERSON.search(clean):
+            return None
         if guide is not None:
             other = names_item or self.names_other_item(text, guide)
-            if aspect is not None and not other and not followup.YES_NO.search(clean) \
+            if aspect is not None and not other and intent not in SMALL_TALK and not followup.YES_NO.search(clean) \
                     and not followup.DEFERRAL.search(clean):
                 # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
@@ -401,6 +408,8 @@ class GuideService:
         if intent == "ask_aspect" or (aspect is not None and intent not in SMALL_TALK):
             return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
                                       failures=failures)
+        if intent == "complain" and _WANTS_A_PERSON.search(clean):
+            return None  # "想找人工", "我要反映": the window, not an answer
         if intent in SMALL_TALK or intent == "complain":
             result = self.search(text, region=region, department=department)
             best = result.best.item if result.best is not None else None
@@ -449,6 +458,12 @@ class GuideService:
             local = next((g for g in same if g.region and region and g.region.startswith(region)), None)
             return self.answer_guide((local or guide).id)
         if last_question:
+            if region:  # the candidates offered for the last question, one of them of this place
+                result = self.search(last_question, region=region, department=department)
+                here = [m.item for m in result.matches if isinstance(m.item, Guide) and m.item.region
+                        and m.item.region.startswith(region)]
+                if result.status == "ambiguous" and len(here) == 1:
+                    return self.answer_guide(here[0].id)
             return self.answer_question(last_question, region=region, department=department, failures=failures)
         return Reply("scope_noted", answers.render_scope_noted(named))
 
