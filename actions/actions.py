@@ -19,7 +19,6 @@ from bot.answers import canonical_aspect
 from bot.errors import BotError
 from bot.service import GuideService, Reply, get_service
 from bot.settings import load_settings
-from bot.speech import speak
 from bot.tickets import get_recorder
 
 logger = logging.getLogger(__name__)
@@ -46,25 +45,14 @@ def send(
 ) -> list[EventType]:
     """Utter a :class:`Reply`, remember the guide it was about, and count unresolved turns.
 
-    The text and buttons are what chat channels show. A second message carries the same
-    answer for other renderings: its kind, the items it is about, the printable sheet's
-    address and a spoken version (the kiosk reads that one aloud).
+    The text and buttons are what chat channels show. A second message carries the same answer as
+    the reply contract (:class:`bot.contract.Answer`): its kind, the items it is about with short
+    titles, a notification's sections and checklist, the sheet's address and the spoken form.
     """
     buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
     dispatcher.utter_message(text=reply.text, buttons=buttons or None)
     record(tracker, reply)
-    svc = service()
-    dispatcher.utter_message(json_message={
-        "answer": {
-            "kind": reply.kind,
-            "guide_ids": [g.id for g in reply.guides],
-            "item_id": reply.guide_id,
-            "aspect": reply.aspect,
-            "event": reply.event,
-            "sheet_url": svc.sheet_url(reply.guide_id) if reply.guide_id and reply.kind == "notification" else None,
-            "speech": speak(reply, svc.settings.hotline),
-        }
-    })
+    dispatcher.utter_message(json_message={"answer": service().to_answer(reply).to_json()})
     events: list[EventType] = [SlotSet("failures", 0.0 if reply.resolved else float(failures + 1))]
     if reply.kind == "empty":
         events = []

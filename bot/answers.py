@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from bot.contract import MaterialLine, Section
 from bot.knowledge.model import FaqEntry, Guide, Material
 from bot.lifeevents import EventPlan
 from bot.text import normalize
@@ -280,6 +281,23 @@ _ASPECT_BODIES: dict[str, Callable[[Guide, str], str]] = {
     "visits": _visits_body,
     "phone": _phone,
 }
+
+
+#: The order of a notification's sections (the same as the text's).
+NOTIFICATION_ORDER = ("conditions", "materials", "time", "fee", "process", "visits", "place", "online", "appointment")
+
+
+def notification_sections(guide: Guide, hotline: str) -> tuple[Section, ...]:
+    """The one-time notification as sections for cards: each aspect's lines, and the materials as a
+    checklist (form, copies, 容缺/承诺 flags), in the order of :func:`render_notification`."""
+    sections = []
+    for aspect in NOTIFICATION_ORDER:
+        body = aspect_text(guide, aspect, hotline)
+        lines = tuple(re.sub(r"^\s*\d+\.\s*", "", line).strip() for line in body.splitlines() if line.strip())
+        checklist = tuple(MaterialLine(m.name, m.form, m.copies, m.required, m.deferrable, m.promise_ok, m.note)
+                          for m in guide.materials) if aspect == "materials" else ()
+        sections.append(Section(aspect, ASPECTS[aspect], lines, checklist))
+    return tuple(sections)
 
 
 def render_notification(guide: Guide, hotline: str, related: Sequence[Guide] = ()) -> str:

@@ -9,6 +9,7 @@ what to say aloud and what to print, so :func:`render_kiosk` copies them onto it
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -36,13 +37,16 @@ def render_kiosk(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         answer = answer_of(message)
         if answer is None or last_text is None or "kind" in last_text:
             continue
-        last_text["kind"] = answer.get("kind")
-        if isinstance(answer.get("speech"), str) and answer["speech"].strip():
-            last_text["speech"] = answer["speech"].strip()
-        ids = answer.get("guide_ids") or []
-        if answer.get("sheet_url") and ids and isinstance(ids[0], str) and GUIDE_ID.match(ids[0]):
-            last_text["sheet_url"] = answer["sheet_url"]
+        last_text["kind"] = answer.kind
+        if answer.speech.strip():
+            last_text["speech"] = answer.speech.strip()
+        ids = [item.id for item in answer.items]
+        if answer.sheet_url and ids and GUIDE_ID.match(ids[0]):
+            last_text["sheet_url"] = answer.sheet_url
             last_text["print_url"] = f"sheet/{quote(ids[0], safe='')}"
+        if answer.sections:
+            last_text["title"] = answer.title
+            last_text["sections"] = [asdict(section) for section in answer.sections]
     for message in out:
         if message.get("text") and not message.get("speech"):
             message["speech"] = spoken_form(str(message["text"]))

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.channels import answer_of
+from bot.channels import Answer, answer_of
 from bot.errors import BadRequest as RefusedRequest
 from bot.errors import RequestRefused
 
@@ -372,10 +372,14 @@ def _buttons(value: object) -> list[dict[str, str]]:
     return buttons
 
 
-def _card(answer: dict[str, Any], heading: str | None) -> dict[str, Any]:
-    kind = answer.get("kind")
-    title = heading or CARD_TITLES.get(str(kind), "办事指南")
-    return {"type": "card", "title": title, **{k: v for k, v in answer.items() if k not in ("type", "title")}}
+def _card(answer: Answer, heading: str | None) -> dict[str, Any]:
+    """A card for the page from the reply contract: titled by the item it is about (else the 【item】
+    the text before it names, else a label for the kind), with the notification's sections."""
+    title = answer.title or heading or CARD_TITLES.get(answer.kind, "办事指南")
+    data = answer.to_json()
+    data["items"] = [item for item in data["items"] if item["title"]]
+    keep = ("sheet_url", "guide_ids", "item_id", "aspect", "event", "speech", "items", "sections")
+    return {"type": "card", "title": title, "kind": answer.kind, **{k: data[k] for k in keep if data[k]}}
 
 
 def render_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot import answers, followup
+from bot.contract import Answer, ButtonSpec, ItemRef
 from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
 from bot.followup import FollowUps
 from bot.index import LoadedIndex, read_manifest
@@ -322,6 +323,24 @@ class GuideService:
         """Does the leftover of an aspect question plausibly refer to ``guide``?"""
         names = normalize(" ".join((guide.title, *guide.aliases)), limit=0)
         return any(ch in names for ch in leftover if ch.isalnum())
+
+    def to_answer(self, reply: Reply) -> Answer:
+        """The reply as the contract every channel reads (:mod:`bot.contract`): built here, once."""
+        from bot.speech import speak
+
+        labels = answers.button_labels(reply.guides) if reply.guides else []
+        items = tuple(ItemRef(r.id, r.title if isinstance(r, Guide) else r.question, label,
+                              "guide" if isinstance(r, Guide) else "faq")
+                      for r, label in zip(reply.guides, labels, strict=True))
+        guide = self.guide(reply.guide_id)
+        sections = answers.notification_sections(guide, self.settings.hotline) \
+            if reply.kind == "notification" and guide is not None else ()
+        return Answer(
+            kind=reply.kind, text=reply.text, speech=speak(reply, self.settings.hotline), items=items,
+            item_id=reply.guide_id, aspect=reply.aspect, event=reply.event, sections=sections,
+            buttons=tuple(ButtonSpec(b.title, b.payload) for b in reply.buttons),
+            sheet_url=self.sheet_url(reply.guide_id) if reply.guide_id and reply.kind == "notification" else None,
+        )
 
     # --- conversation: follow-ups, places, routing ----------------------------------------------
 

@@ -53,14 +53,14 @@ def reply_view(messages: list[dict[str, Any]]) -> dict[str, Any]:
     answers = [a for a in (answer_of(m) for m in messages) if a]
     items: set[str] = set()
     for answer in answers:
-        items.update(str(i) for i in answer.get("guide_ids") or [])
-        if answer.get("item_id"):
-            items.add(str(answer["item_id"]))
+        items.update(item.id for item in answer.items)
+        if answer.item_id:
+            items.add(answer.item_id)
     return {
         "text": "\n".join(str(m.get("text") or "") for m in messages),
         "buttons": [str(b.get("title") or "") for m in messages for b in m.get("buttons") or []],
-        "kinds": [str(a.get("kind")) for a in answers],
-        "ids": [str(i) for a in answers for i in a.get("guide_ids") or []],
+        "kinds": [a.kind for a in answers],
+        "ids": [item.id for a in answers for item in a.items],
         "items": items,
     }
 

@@ -74,3 +74,16 @@ def test_the_graph_sees_lazy_imports(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from bot.service import get_service\n", encoding="utf-8")
     assert "bot.service" in _imports(module, "bot")
+
+
+def test_the_reply_contract_and_the_errors_are_standard_library_only():
+    """Both processes import them, from two virtual environments with different pins."""
+    import sys
+
+    for name in ("bot.contract", "bot.errors"):
+        path = _module_path(name)
+        assert path is not None
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert all(n.split(".")[0] in sys.stdlib_module_names for n in names), (name, names)

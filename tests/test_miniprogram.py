@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.contract import Answer, ItemRef, MaterialLine, Section
 from bot.miniprogram import (
     KEY_LABEL,
     MAX_MESSAGE,
@@ -393,8 +394,22 @@ def test_text_buttons_and_card():
     assert rendered == [
         {"type": "text", "text": NOTIFICATION,
          "buttons": [{"title": "临时居民身份证申领", "payload": '/choose_guide{"guide_id": "gd-002"}'}]},
-        {"type": "card", "title": "居民身份证换领（有效期满换证）", **ANSWER},
+        {"type": "card", "title": "居民身份证换领（有效期满换证）",
+         **{k: v for k, v in ANSWER.items() if v is not None}},
     ]
+
+
+def test_a_contract_answer_gives_the_card_its_item_and_sections_without_reading_the_text():
+    answer = Answer(kind="notification", items=(ItemRef("gd-1", "居民身份证换领", "身份证换领"),),
+                    sections=(Section("materials", "申请材料", ("原居民身份证（原件）",),
+                                      (MaterialLine("原居民身份证", "原件", 1, deferrable=True),)),))
+    card = render_messages([{"text": "没有书名号的文字"}, {"custom": {"answer": answer.to_json()}}])[1]
+    assert card["title"] == "居民身份证换领" and card["items"][0]["short_title"] == "身份证换领"
+    assert card["sections"][0]["materials"][0] == {"name": "原居民身份证", "form": "原件", "copies": 1,
+                                                   "required": True, "deferrable": True, "promise_ok": False,
+                                                   "note": None}
+    assert Answer.from_json(answer.to_json()) == answer
+    assert Answer.from_json({"kind": 3}) is None and Answer.from_json("x") is None
 
 
 def test_cards_take_a_title_from_the_kind_when_the_text_names_no_item():
@@ -470,7 +485,7 @@ def test_config_defaults_and_bad_values():
 def test_the_channel_imports_only_what_the_rasa_server_has():
     """Channels run in the Rasa venv: standard library, rasa, sanic and a few stdlib-only bot modules."""
     allowed_bot = {"bot.settings", "bot.channels", "bot.channels.rest", "bot.channels.guard", "bot.miniprogram",
-                   "bot.errors"}
+                   "bot.errors", "bot.contract"}
     for path, third_party in ((ROOT / "bot" / "miniprogram.py", set()),
                               (ROOT / "bot" / "channels" / "__init__.py", set()),
                               (ROOT / "bot" / "channels" / "guard.py", {"sanic"}),

@@ -9,13 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.contract import Answer, answer_of
 
-def answer_of(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The channel-neutral answer a bot message carries (``custom.answer``, sent by
-    ``actions.actions.send`` after each answer's text), or None. Every channel reads it here."""
-    custom = message.get("custom")
-    answer = custom.get("answer") if isinstance(custom, dict) else None
-    return answer if isinstance(answer, dict) else None
+__all__ = ["Answer", "answer_of", "settings_with"]
 
 
 def settings_with(prefix: str, keys: tuple[str, ...], credentials: dict[str, Any] | None,

@@ -113,7 +113,7 @@ class RecentReplies:
             future.exception()  # retrieved here, so an unwaited future does not warn
             raise
         future.set_result(result)
-        if any((answer_of(message) or {}).get("kind") == "unavailable" for message in result):
+        if any(getattr(answer_of(message), "kind", None) == "unavailable" for message in result):
             self._replies.pop(key, None)  # nothing was answered: a retry should really try again
         return result
 
