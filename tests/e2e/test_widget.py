@@ -206,7 +206,13 @@ def test_full_conversation_by_keyboard_with_the_notification_card(browser, host_
     answer = bot_text(entries)
     for expected in ("居民身份证换领", "申请材料", "原居民身份证", "20元"):
         assert expected in answer, (expected, answer)
-    assert "\n" in answer  # line breaks kept
+    # The notification is a card built from the reply contract: sections, and the materials as a checklist.
+    headings = js(browser, "return [...root.querySelectorAll('.gw-section-heading')].map(h => h.textContent);")
+    assert headings[:2] == ["受理条件", "申请材料"] and "收费标准" in headings
+    rows = js(browser, "return [...root.querySelectorAll('.gw-checklist .gw-material')].map(r => r.textContent);")
+    assert rows and any("原居民身份证" in r and "原件" in r for r in rows), rows
+    title = js(browser, "return root.querySelector('.gw-notice-title').textContent;")
+    assert title == "【居民身份证换领（有效期满换证）】一次性告知"
     (card,) = [e for e in entries if e["sheet"]]
     assert "一次性告知单：打印或分享" in card["card"] and "完整的一次性告知" in card["card"]
     assert "居民身份证换领" in card["card"]

@@ -95,6 +95,29 @@
     });
   }
 
+  function str(value, limit) { return typeof value === "string" ? value.slice(0, limit) : ""; }
+
+  /** A notification's sections (bot/contract.py), checked field by field: headings, lines, and the
+   *  materials as a checklist with their form, count and 容缺/承诺 flags. */
+  function cleanSections(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter(function (s) { return s && typeof s === "object" && typeof s.heading === "string"; })
+      .slice(0, 20).map(function (s) {
+        return {
+          key: str(s.key, 40), heading: str(s.heading, 40),
+          lines: (Array.isArray(s.lines) ? s.lines : []).filter(function (l) { return typeof l === "string"; })
+            .slice(0, 60).map(function (l) { return l.slice(0, 1000); }),
+          materials: (Array.isArray(s.materials) ? s.materials : []).filter(function (m) {
+            return m && typeof m === "object" && typeof m.name === "string";
+          }).slice(0, 60).map(function (m) {
+            return { name: str(m.name, 300), form: str(m.form, 40), note: str(m.note, 500),
+              copies: typeof m.copies === "number" && m.copies > 0 ? Math.floor(m.copies) : 0,
+              required: m.required !== false, deferrable: m.deferrable === true, promise_ok: m.promise_ok === true };
+          })
+        };
+      });
+  }
+
   /** A stored entry, checked field by field: storage is another page's to write too. */
   function cleanEntry(e) {
     if (!e || typeof e !== "object" || ["user", "bot", "notice"].indexOf(e.role) < 0) return null;
@@ -105,6 +128,11 @@
     if (e.local === true) entry.local = true;
     if (["unavailable", "error"].indexOf(e.tone) >= 0) entry.tone = e.tone;
     if (["queued", "failed"].indexOf(e.status) >= 0) entry.status = e.status;
+    var sections = cleanSections(e.sections);
+    if (sections.length) {
+      entry.sections = sections;
+      entry.title = typeof e.title === "string" ? e.title.slice(0, 200) : "";
+    }
     if (e.card && typeof e.card === "object" && safeUrl(e.card.url)) {
       entry.card = { url: safeUrl(e.card.url), kind: typeof e.card.kind === "string" ? e.card.kind : "",
         title: typeof e.card.title === "string" ? e.card.title : "" };
@@ -328,6 +356,39 @@
     return "";
   }
 
+  /** A one-time notification as a card: the item, then each section; the materials as a checklist
+   *  (what to bring, original or copy, how many, and whether it may come later or by promise). */
+  function renderNotification(entry) {
+    var bubble = el("div", "gw-bubble gw-notice-card");
+    if (entry.title) bubble.appendChild(el("p", "gw-notice-title", "【" + entry.title + "】一次性告知"));
+    entry.sections.forEach(function (section) {
+      var part = el("section", "gw-section gw-section-" + section.key);
+      part.appendChild(el("h3", "gw-section-heading", section.heading));
+      var list = el("ul", section.materials.length ? "gw-checklist" : "gw-lines");
+      if (section.materials.length) {
+        section.materials.forEach(function (m) {
+          var row = el("li", "gw-material");
+          row.appendChild(el("span", "gw-check", "☐"));
+          row.appendChild(el("span", "gw-material-name", m.name));
+          var facts = [];
+          if (m.form) facts.push(m.form);
+          if (m.copies) facts.push(m.copies + "份");
+          if (!m.required) facts.push("特定情形需要");
+          if (facts.length) row.appendChild(el("span", "gw-material-form", facts.join(" · ")));
+          if (m.deferrable) row.appendChild(el("span", "gw-flag gw-flag-later", "可容缺后补"));
+          if (m.promise_ok) row.appendChild(el("span", "gw-flag gw-flag-promise", "可承诺代替"));
+          if (m.note) row.appendChild(el("span", "gw-material-note", m.note));
+          list.appendChild(row);
+        });
+      } else {
+        section.lines.forEach(function (line) { list.appendChild(el("li", "gw-line", line)); });
+      }
+      part.appendChild(list);
+      bubble.appendChild(part);
+    });
+    return bubble;
+  }
+
   function renderEntry(entry) {
     var item = el("div", "gw-msg gw-msg-" + entry.role + (entry.tone ? " gw-tone-" + entry.tone : ""));
     item.dataset.id = entry.id;
@@ -346,6 +407,8 @@
       link.appendChild(el("span", "gw-vh", "（在新窗口打开）"));
       card.appendChild(link);
       item.appendChild(card);
+    } else if (entry.sections && entry.sections.length) {
+      item.appendChild(renderNotification(entry));
     } else if (entry.text) {
       var bubble = el("div", "gw-bubble");
       if (entry.role === "user") bubble.textContent = entry.text;
@@ -551,13 +614,17 @@
 
   function showReply(messages) {
     var first = null;
-    var lastText = "";
     function add(entry) {
       var added = addEntry(entry);
       if (!first) first = nodes[added.id];
     }
-    messages.forEach(function (m) {
+    function answerIn(m) {
+      var c = m && typeof m === "object" && m.custom && typeof m.custom === "object" ? m.custom : null;
+      return c && c.answer && typeof c.answer === "object" ? c.answer : null;
+    }
+    messages.forEach(function (m, index) {
       if (!m || typeof m !== "object") return;
+      var next = answerIn(messages[index + 1]);
       var custom = m.custom && typeof m.custom === "object" ? m.custom : null;
       var answer = custom && custom.answer && typeof custom.answer === "object" ? custom.answer : null;
       var text = typeof m.text === "string" ? m.text : "";
@@ -570,16 +637,22 @@
       if (text || buttons.length) {
         var entry = { role: "bot", text: text };
         if (buttons.length) entry.buttons = buttons;
+        var sections = next ? cleanSections(next.sections) : [];
+        if (sections.length) {  // the notification as a card, from the reply contract, not the text
+          entry.sections = sections;
+          var items = Array.isArray(next.items) ? next.items : [];
+          entry.title = items.length && items[0] && typeof items[0].title === "string" ? items[0].title : "";
+        }
         add(entry);
-        if (text) lastText = text;
       }
       var image = safeUrl(m.image);
       if (image) add({ role: "bot", text: "图片：" + image });
       var sheet = answer ? safeUrl(answer.sheet_url) : null;
       if (sheet) {
-        var name = /【([^】]{1,80})】/.exec(lastText);
+        var about = Array.isArray(answer.items) ? answer.items : [];
+        var title = about.length && about[0] && typeof about[0].title === "string" ? about[0].title : "";
         add({ role: "bot", card: { url: sheet, kind: typeof answer.kind === "string" ? answer.kind : "",
-          title: name ? name[1] : "" } });
+          title: title } });
       }
     });
     if (!first) {
