@@ -21,7 +21,10 @@ RASA_VENV := .venv/rasa
 ACT_VENV := .venv/actions
 RASA := $(RASA_VENV)/bin/rasa
 APY := $(ACT_VENV)/bin/python
-MODEL_DIR := var/models/multilingual-e5-small
+# The base model (converted offline from a PyPI package) and the domain-adapted model the assistant
+# runs (base + the committed adapted top layers, knowledge/adaptation/): see `adapt` below.
+BASE_MODEL_DIR := var/models/multilingual-e5-small
+MODEL_DIR := var/models/multilingual-e5-small-adapted
 RASA_MODEL := models/guide-assistant.tar.gz
 WHISPER_DIR := var/models/whisper-base
 RASA_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
@@ -81,25 +84,25 @@ $(ACT_VENV)/.installed: requirements/actions.lock pyproject.toml
 
 model: $(MODEL_DIR)/manifest.json
 
-$(MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/embedding/convert.py
-	$(APY) -m bot.embedding.convert --out $(MODEL_DIR)
+$(BASE_MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/embedding/convert.py
+	$(APY) -m bot.embedding.convert --out $(BASE_MODEL_DIR)
 
 # Domain adaptation of the embedding model (bot/embedding/adapt.py). The trained top layers are
 # small (knowledge/adaptation/, fp16, committed); `adapted-model` assembles the full model folder
 # from the base model + that part in seconds, and does nothing when it is current. `adapt`
-# retrains the part from the guides' own fields (about half an hour on 2 busy cores); rerun it
-# after large changes to the guides, then commit knowledge/adaptation/ and rebuild the index.
-ADAPTED_DIR := var/models/multilingual-e5-small-adapted
+# retrains the part from the guides' and FAQ entries' own fields (17 min on one thread of a busy
+# 2-core machine; torch follows OMP_NUM_THREADS); rerun it after large changes to the knowledge,
+# then commit knowledge/adaptation/, rebuild the index (make index) and refit (make calibrate).
 ADAPT_PART := knowledge/adaptation
 .PHONY: adapt adapted-model
 
-adapt: $(MODEL_DIR)/manifest.json
-	$(APY) -m bot.embedding.adapt --base $(MODEL_DIR) --part $(ADAPT_PART) --out $(ADAPTED_DIR) train
+adapt: $(BASE_MODEL_DIR)/manifest.json
+	$(APY) -m bot.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) train
 
-adapted-model: $(ADAPTED_DIR)/manifest.json
+adapted-model: $(MODEL_DIR)/manifest.json
 
-$(ADAPTED_DIR)/manifest.json: $(MODEL_DIR)/manifest.json $(ADAPT_PART)/adaptation.json $(ADAPT_PART)/layers.safetensors bot/embedding/adapt.py
-	$(APY) -m bot.embedding.adapt --base $(MODEL_DIR) --part $(ADAPT_PART) --out $(ADAPTED_DIR) rebuild
+$(MODEL_DIR)/manifest.json: $(BASE_MODEL_DIR)/manifest.json $(ADAPT_PART)/adaptation.json $(ADAPT_PART)/layers.safetensors bot/embedding/adapt.py
+	$(APY) -m bot.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) rebuild
 
 # build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed.
 index: $(MODEL_DIR)/manifest.json

@@ -37,8 +37,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_SYNONYMS", "knowledge/synonyms.txt",
             "Editable list of colloquial/English words and the official terms they mean (query expansion)."),
     Setting("GUIDE_INDEX_DIR", "var/index", "Where `knowledge build-index` writes the search index."),
-    Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small",
-            "Sentence-transformers model folder (made offline by `make model`)."),
+    Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small-adapted",
+            "Sentence-transformers model folder: the base model adapted to the knowledge base (made by `make model` "
+            "from the base model and `knowledge/adaptation/`)."),
     Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
             "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
     Setting("GUIDE_RANKER", "knowledge/ranker.json",
@@ -80,6 +81,11 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a mini-program session token is valid; after that the page logs in again."),
     Setting("ACTION_HOST", "127.0.0.1", "Interface the action server listens on."),
     Setting("ACTION_PORT", "5055", "Port of the action server."),
+    Setting("ACTION_THREADS", "1",
+            "CPU threads the action server's encoder may use (torch/ONNX intra-op; OMP/MKL). One per process on "
+            "a 2-core machine: two processes with two threads each ran a query 30 times slower."),
+    Setting("RASA_THREADS", "1",
+            "CPU threads Rasa's TensorFlow may use per operation (TF_INTRA_OP_PARALLELISM_THREADS; inter-op 1)."),
     Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),
     Setting("RASA_PORT", "5005", "Port of the Rasa server (the channels under /webhooks/)."),
     Setting("RASA_API_TOKEN", "",
@@ -133,6 +139,25 @@ SECRETS: dict[str, tuple[str, ...]] = {
     "TICKETS_DB_URL": ("actions", "staff"),  # holds the database password when it is PostgreSQL
 }
 PROCESSES = ("rasa", "actions", "staff")
+
+
+def threads_for(process: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The thread budget of ``process`` as the environment its libraries read (set before they load):
+    on two cores, processes that each spread over every core fight and all of them slow down."""
+    def count(name: str, default: str) -> str:
+        try:
+            return str(max(1, int(env.get(name) or default)))
+        except ValueError as error:
+            raise ConfigError(f"{name}={env.get(name)!r}: expected a whole number of threads") from error
+
+    if process == "rasa":
+        n = count("RASA_THREADS", "1")
+        return {"TF_INTRA_OP_PARALLELISM_THREADS": n, "TF_INTER_OP_PARALLELISM_THREADS": "1",
+                "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    if process == "actions":
+        n = count("ACTION_THREADS", "1")
+        return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "false"}
+    return {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def env_for(process: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -292,13 +317,18 @@ def _tokens(value: str) -> tuple[tuple[str, str], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bot.settings unset-for PROCESS``: the secrets PROCESS must not see, one a line
-    (``scripts/run.sh`` starts each server with ``env -u`` for each)."""
+    (``scripts/run.sh`` starts each server with ``env -u`` for each); ``threads-for PROCESS``: its
+    thread budget as ``NAME=value`` lines (``env`` takes them as they are)."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "unset-for" or args[1] not in PROCESSES:
-        print(f"usage: python -m bot.settings unset-for {{{','.join(PROCESSES)}}}", file=sys.stderr)
+    if len(args) != 2 or args[0] not in ("unset-for", "threads-for") or args[1] not in PROCESSES:
+        print(f"usage: python -m bot.settings {{unset-for,threads-for}} {{{','.join(PROCESSES)}}}", file=sys.stderr)
         return 2
+    if args[0] == "threads-for":
+        for name, value in threads_for(args[1], os.environ).items():
+            print(f"{name}={value}")
+        return 0
     for name, allowed in SECRETS.items():
         if args[1] not in allowed:
             print(name)
