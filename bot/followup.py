@@ -31,7 +31,14 @@ from bot.text import normalize
 Verdict = Literal["yes", "no", "partly"]
 
 #: Below this blended score the guide is taken to be silent on the question.
-MIN_SCORE = 0.62
+MIN_SCORE = 0.30
+#: The same without a model (lexical mode: shared characters stand in for the similarity).
+LEXICAL_MIN_SCORE = 0.62
+#: Questions and statements that have nothing to do with each other: their mean similarity is where
+#: "unrelated" lies for the model in use (see :meth:`FollowUps._relative`).
+NULL_QUERIES = ("你好", "今天天气怎么样", "谢谢你", "你是谁")
+NULL_PASSAGES = ("申请人居民身份证（原件，1份）", "办理时间：周一至周五 9:00-12:00", "收费标准：不收费",
+                 "承诺办结5个工作日")
 #: How close (cosine) a thing asked for must be to a material's name to be taken for it.
 NAMED_MATERIAL_SIMILARITY = 0.87
 #: ... and lead the next material by this much (short texts all look alike to the model).
@@ -268,6 +275,8 @@ class FollowUps:
         self.encoder = encoder
         self._cache: dict[str, tuple[list[Passage], np.ndarray | None]] = {}
         self._cache_size = cache_size
+        self._null: float | None = None
+        self.min_score = MIN_SCORE if encoder is not None else LEXICAL_MIN_SCORE
 
     def _passages(self, guide: Guide) -> tuple[list[Passage], np.ndarray | None]:
         cached = self._cache.get(guide.id)
@@ -280,6 +289,16 @@ class FollowUps:
             cached = self._cache[guide.id] = (found, vectors)
         return cached
 
+    def _relative(self, cosines: np.ndarray) -> np.ndarray:
+        """Cosines on a scale the thresholds can rely on whatever the model: 0 is as similar as a
+        greeting is to anything (models differ widely there: 0.8 for the base e5, 0.1 adapted), 1 is
+        identical. Computed against :data:`NULL_QUERY` once per model."""
+        if self._null is None and self.encoder is not None:
+            self._null = float(np.mean(self.encoder.encode(list(NULL_QUERIES), kind="query")
+                                       @ self.encoder.encode(list(NULL_PASSAGES), kind="query").T))
+        floor = self._null or 0.0
+        return np.clip((cosines - floor) / max(1e-6, 1.0 - floor), 0.0, 1.0)
+
     def answer(self, guide: Guide, question: str) -> FollowUp:
         """The passage of ``guide`` that answers ``question`` and its verdict, or a silent FollowUp."""
         found, vectors = self._passages(guide)
@@ -287,7 +306,7 @@ class FollowUps:
             return FollowUp(None, None, 0.0)
         text = normalize(question, limit=0)
         # Without a model (lexical mode) shared characters stand in for the similarity.
-        dense = (vectors @ self.encoder.encode([text], kind="query")[0]
+        dense = (self._relative(vectors @ self.encoder.encode([text], kind="query")[0])
                  if vectors is not None and self.encoder is not None
                  else np.asarray([_overlap(text, p.text) for p in found]))
         about_material = "material" in first_cue_kinds(text)
@@ -305,9 +324,12 @@ class FollowUps:
                 named = found[near[0][1]].material
             elif near and near[0][0] >= NAMED_MATERIAL_SIMILARITY:
                 unsure = True
+        # The item's own name says nothing about which of its passages answers: "周末可以办身份证吗".
+        own = set(guide.title)
+        asked = "".join(ch for ch in text if ch not in own) or text
         scored = []
         for position, passage in enumerate(found):
-            score = 0.6 * float(dense[position]) + 0.4 * _overlap(text, passage.text) + _cue_bonus(text, passage)
+            score = 0.6 * float(dense[position]) + 0.4 * _overlap(asked, passage.text) + _cue_bonus(text, passage)
             if named is not None and passage.material is named:
                 score += 0.3
             scored.append((score, -position, passage))
@@ -323,7 +345,7 @@ class FollowUps:
                 names = "；".join(m.name for m in guide.materials)
                 if names:  # "要带离婚证吗" naming nothing on the list: the list is the answer
                     return FollowUp(Passage("materials_absent", names), None if unsure else "no", 1.0)
-        if score < MIN_SCORE:
+        if score < self.min_score:
             return FollowUp(None, None, score)
         return FollowUp(passage, _verdict(text, passage), score)
 

@@ -276,6 +276,11 @@ class Retriever:
             return "none"
         if self.nothing_fits is not None and p_none is not None:
             if p_none >= self.nothing_fits.cut:
+                # A search-box keyword written out inside an item's name ("收养", "异地就医") is not
+                # turned away: the items that contain it are offered as candidates.
+                first_features = matches[0].features
+                if first_features.get("short_lcs_q", 0.0) >= 1.0 and first_features.get("lcs_abs", 0.0) >= 0.25:
+                    return "ambiguous"
                 return "none"
         elif matches[0].dense < self.settings.min_score:
             return "none"
