@@ -41,7 +41,7 @@ from typing import Any
 
 from bot.postgres import Postgres
 from bot.proxy import COMMON, locations
-from bot.settings import env_for
+from bot.settings import env_for, threads_for
 from bot.stack import ACTION_PY, ROOT, Process, _ok, _rasa_ready, free_port, missing_parts, rasa_command
 
 ENDPOINTS = ROOT / "endpoints-scaled.yml"
@@ -259,12 +259,13 @@ def start_scaled(data: Path, extra_env: dict[str, str] | None = None, *, port: i
         env, logs / "redis.log", lambda: _redis_ready(redis_port), startup_seconds)
     actions = [
         Process(f"action server {n}", [str(ACTION_PY), "-m", "bot.action_server"],
-                env_for("actions", dict(env, ACTION_PORT=str(p))),
+                {**env_for("actions", dict(env, ACTION_PORT=str(p))), **threads_for("actions", env)},
                 logs / f"actions-{n}.log", functools.partial(_ok, f"http://127.0.0.1:{p}/health"), startup_seconds)
         for n, p in enumerate(action_ports, 1)
     ]
     rasa = [
-        Process(f"Rasa server {n}", rasa_command(p, ENDPOINTS), env_for("rasa", env), logs / f"rasa-{n}.log",
+        Process(f"Rasa server {n}", rasa_command(p, ENDPOINTS), {**env_for("rasa", env), **threads_for("rasa", env)},
+                logs / f"rasa-{n}.log",
                 functools.partial(_rasa_ready, f"http://127.0.0.1:{p}"), startup_seconds)
         for n, p in enumerate(rasa_ports, 1)
     ]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.settings import ROOT, env_for
+from bot.settings import ROOT, env_for, threads_for
 
 RASA_BIN = ROOT / ".venv" / "rasa" / "bin" / "rasa"
 ACTION_PY = ROOT / ".venv" / "actions" / "bin" / "python"
@@ -179,10 +179,12 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
     env.update(extra_env or {})
     action_url = f"http://127.0.0.1:{action_port}"
     rasa_url = f"http://127.0.0.1:{rasa_port}"
-    actions = Process("action server", [str(ACTION_PY), "-m", "bot.action_server"], env_for("actions", env),
+    actions = Process("action server", [str(ACTION_PY), "-m", "bot.action_server"],
+                      {**env_for("actions", env), **threads_for("actions", env)},
                       data / "actions.log", lambda: _ok(f"{action_url}/health"))
     rasa = Process("Rasa server", rasa_command(rasa_port, ROOT / "endpoints.yml", env.get("RASA_API_TOKEN", "")),
-                   env_for("rasa", env), data / "rasa.log", lambda: _rasa_ready(rasa_url))
+                   {**env_for("rasa", env), **threads_for("rasa", env)}, data / "rasa.log",
+                   lambda: _rasa_ready(rasa_url))
     stack = Stack(data, env, rasa_url, action_url, actions, rasa, [actions, rasa])
     try:
         # Neither needs the other to start, so both load at once (Rasa's TensorFlow start-up dominates).

@@ -57,11 +57,14 @@ secret ACTION_SECRET action-secret    # the Rasa server -> the action server
 secret SENDER_ID_SECRET sender-secret # WeChat and mini-program openids -> conversation ids
 
 # Each server is started without the secrets it does not need (bot/settings.py SECRETS).
+# ... and with its thread budget (ACTION_THREADS, RASA_THREADS): on two cores, processes whose
+# libraries each spread over every core slow each other down many times over.
 only_for() {  # process, command...
-  local process=$1 unset=()
+  local process=$1 unset=() threads=()
   shift
   while read -r name; do unset+=(-u "$name"); done < <(.venv/actions/bin/python -m bot.settings unset-for "$process")
-  env "${unset[@]}" "$@"
+  while read -r pair; do threads+=("$pair"); done < <(.venv/actions/bin/python -m bot.settings threads-for "$process")
+  env "${unset[@]}" "${threads[@]}" "$@"
 }
 
 rasa_api=()
