@@ -380,7 +380,8 @@ class GuideService:
         asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
         if found.passage is None and (not cue or (strict and not followup.YES_NO.search(text))):
             return None
-        if found.passage is not None and strict and (not asks or (not cue and found.score < self.follow_ups.min_score + 0.05)):
+        weak = found.score < self.follow_ups.min_score + 0.05
+        if found.passage is not None and strict and (not asks or (not cue and weak)):
             return None
         full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
         body = followup.render_follow_up(guide, text, found, self.settings.hotline)
