@@ -274,7 +274,7 @@ class ActionCreateCallbackTicket(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         reset = [SlotSet("rating_comment", None), SlotSet("callback_phone", None), SlotSet("rating_bad", False)]
-        rating = int(tracker.get_slot("rating") or 1)
+        rating = intake.rating_from(tracker.get_slot("rating")) or 1  # never trust a slot to be a number
         wants_call = (tracker.get_slot("callback_phone") or intake.NO_PHONE) != intake.NO_PHONE
         draft = DraftTicket(category="other",
                             description=intake.callback_description(rating, tracker.get_slot("rating_comment") or ""),

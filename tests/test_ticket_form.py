@@ -417,3 +417,11 @@ def test_every_response_the_glue_names_is_in_the_domain_and_no_wording_is_left_i
     chinese = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
                and id(node) not in docstrings and re.search(r"[\u4e00-\u9fff]", node.value)}
     assert chinese == {"重新提交", "先不登记", "%m月%d日 %H:%M"}  # the retry buttons' titles and the date format
+
+
+def test_a_rating_slot_that_is_not_a_number_never_breaks_the_callback(store):
+    """A phone typed at the callback step was once read as a rating entity ("1234-5678")."""
+    slots = {"rating": "1234-5678", "rating_comment": "等太久", "callback_phone": "139****1111"}
+    events, messages = run(ActionCreateCallbackTicket(), turn("138-1234-5678", slots=slots, sender="rater"))
+    assert names(messages) in (["utter_callback_filed"], ["utter_callback_noted"])
+    assert store.list()[0].description.startswith("差评（1星）")
