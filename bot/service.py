@@ -117,7 +117,7 @@ _ASPECT_WORDING = re.compile(
     r"(请问|问一下|想问|我想|那个|这个|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需要|需|"
     r"带|准备|提供|什么|哪些|啥|几|多少|钱|收费|费用|价格|贵|免费|多久|时间|几天|时限|多长|哪里|哪儿|哪|地址|"
     r"窗口|地点|几点|上班|办理|办|去|在|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|跑|趟|次|电话|"
-    r"热线|咨询|投诉|联系|方式|号码|条件|资格|能|可以|不|是|有|没有|一下|我|你|您|们|\s|[^\w])+"
+    r"热线|咨询|投诉|联系|方式|号码|结果|出来|下来|拿到|批|审批|审核|好|条件|资格|能|可以|不|是|有|没有|一下|我|你|您|们|\s|[^\w])+"
 )
 
 
@@ -149,6 +149,8 @@ _WANTS_A_PERSON = re.compile(
     r"人工|真人|办不成|没办成|办不了|没办下来|投诉|反映|找领导|不给办"
     r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
 )
+#: ... unless it asks what such a thing is ("办不成事反映窗口是干啥的").
+_ASKS_ABOUT = re.compile(r"是干啥|是什么|干什么的|干嘛的|什么意思|怎么用|在哪|哪里")
 #: Words before a name that make it something to bring, not another item to do.
 _BRINGS = re.compile(r"带|交|提供|开|准备|拿|复印")
 
@@ -297,7 +299,8 @@ class GuideService:
             clear = result.status != "none" and bool(found) and (
                 len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)
             if clear and isinstance(found[0].item, Guide):
-                if guide is None or names_item or found[0].item.id != guide.id:
+                # Another item only when the question names it: "多久能拿到新证" stays with the item.
+                if guide is None or names_item or not self._about(leftover, guide):
                     guide = found[0].item
             elif result.status != "none" and found and (names_item or guide is None):
                 guides = tuple(m.item for m in found)
@@ -410,7 +413,8 @@ class GuideService:
                                        department=department, failures=failures)
             if scoped is not None:
                 return scoped
-        if guide is not None and intent == "complain" and _WANTS_A_PERSON.search(clean):
+        if guide is not None and intent == "complain" and _WANTS_A_PERSON.search(clean) \
+                and not _ASKS_ABOUT.search(clean):
             return None
         if guide is not None:
             other = names_item or self.names_other_item(text, guide)
@@ -425,10 +429,12 @@ class GuideService:
             if aspect is not None and not other:
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
                                           failures=failures)
+        if guide is None and followup.DEFERRAL.search(clean) and intent not in SMALL_TALK:
+            return self.answer_deferral(None, text)
         if intent == "ask_aspect" or (aspect is not None and intent not in SMALL_TALK):
             return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
                                       failures=failures)
-        if intent == "complain" and _WANTS_A_PERSON.search(clean):
+        if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean):
             return None  # "想找人工", "我要反映": the window, not an answer
         if intent in SMALL_TALK or intent == "complain":
             result = self.search(text, region=region, department=department)
