@@ -85,7 +85,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.embedding.encoder import SentenceTransformerEncoder
+    from bot.embedding.encoder import make_encoder
     from bot.index import build_index, read_manifest
 
     sources = (Path(args.source),) if args.source else settings.knowledge_roots
@@ -110,7 +110,7 @@ def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
     if not kb.records():
         print(f"no usable guides or FAQ entries under {named}; nothing to index", file=sys.stderr)
         return 1
-    encoder = SentenceTransformerEncoder(settings.model_dir, settings.max_tokens)
+    encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads, cache_size=0)
     manifest = build_index(
         kb, encoder, out, fingerprint=stamp, batch_size=settings.encode_batch,
         progress=not args.quiet and sys.stderr.isatty(), log=print_,

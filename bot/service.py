@@ -21,7 +21,7 @@ from typing import Literal
 
 from bot import answers, followup
 from bot.contract import Answer, ButtonSpec, ItemRef
-from bot.embedding.encoder import Encoder, SentenceTransformerEncoder
+from bot.embedding.encoder import Encoder, make_encoder
 from bot.followup import FollowUps
 from bot.index import LoadedIndex, read_manifest
 from bot.knowledge.model import FaqEntry, Guide, Record
@@ -179,7 +179,7 @@ class GuideService:
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
         """Load the model (unless given) and the index named by ``settings``."""
         read_manifest(settings.index_dir)  # fail fast, before spending seconds loading the model
-        encoder = encoder or SentenceTransformerEncoder(settings.model_dir, settings.max_tokens)
+        encoder = encoder or make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads)
         index = LoadedIndex.load(settings.index_dir, expect_model=encoder.name, expect_dim=encoder.dim)
         return cls(Retriever(index, encoder, settings), settings)
 

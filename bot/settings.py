@@ -40,6 +40,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small-adapted",
             "Sentence-transformers model folder: the base model adapted to the knowledge base (made by `make model` "
             "from the base model and `knowledge/adaptation/`)."),
+    Setting("GUIDE_ENCODER", "onnx",
+            "How queries and the index are encoded: `onnx` (the model exported to ONNX Runtime, int8; `make model` "
+            "builds it) or `torch` (sentence-transformers)."),
     Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
             "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
     Setting("GUIDE_RANKER", "knowledge/ranker.json",
@@ -194,6 +197,8 @@ class Settings:
     staff_port: int
     action_secret: str = ""
     draft_ttl_minutes: int = 30
+    encoder: str = "onnx"
+    threads: int = 1
 
     @property
     def knowledge_roots(self) -> tuple[Path, ...]:
@@ -232,6 +237,12 @@ def _number(env: Mapping[str, str], name: str, kind: type[float] | type[int]) ->
         return kind(text)
     except ValueError:
         raise ConfigError(f"{name}={text!r} is not a {kind.__name__}; unset it to use the default") from None
+
+
+def _encoder(value: str) -> str:
+    if value not in ("onnx", "torch"):
+        raise ConfigError(f"GUIDE_ENCODER={value!r}: expected onnx or torch")
+    return value
 
 
 def _sheet_url(value: str) -> str:
@@ -273,6 +284,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         staff_host=_raw(env, "STAFF_HOST"),
         staff_port=int(_number(env, "STAFF_PORT", int)),
         action_secret=_secret(env, "ACTION_SECRET"),
+        encoder=_encoder(_raw(env, "GUIDE_ENCODER")),
+        threads=max(1, int(_number(env, "ACTION_THREADS", int))),
         draft_ttl_minutes=max(1, int(_number(env, "DRAFT_TTL_MINUTES", int))),
     )
 
