@@ -40,9 +40,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small-adapted",
             "Sentence-transformers model folder: the base model adapted to the knowledge base (made by `make model` "
             "from the base model and `knowledge/adaptation/`)."),
-    Setting("GUIDE_ENCODER", "onnx",
-            "How queries and the index are encoded: `onnx` (the model exported to ONNX Runtime, int8; `make model` "
-            "builds it) or `torch` (sentence-transformers)."),
+    Setting("GUIDE_ENCODER", "torch",
+            "How queries and the index are encoded: `torch` (sentence-transformers, float) or `onnx` (the same model "
+            "on ONNX Runtime, int8, four times faster; `make model` builds it; rebuild the index and `make calibrate` "
+            "after switching)."),
     Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
             "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
     Setting("GUIDE_RANKER", "knowledge/ranker.json",
@@ -197,7 +198,7 @@ class Settings:
     staff_port: int
     action_secret: str = ""
     draft_ttl_minutes: int = 30
-    encoder: str = "onnx"
+    encoder: str = "torch"
     threads: int = 1
 
     @property

@@ -29,6 +29,16 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def encoder(model_dir: Path):
+    """The encoder the assistant runs with (GUIDE_ENCODER: the ONNX export by default)."""
+    from bot.embedding.encoder import make_encoder
+
+    settings = load_settings()
+    return make_encoder(model_dir, settings.max_tokens, settings.encoder, settings.threads)
+
+
+@pytest.fixture(scope="session")
+def torch_encoder(model_dir: Path):
+    """The same model on sentence-transformers (the reference the ONNX export is checked against)."""
     from bot.embedding.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model_dir)

@@ -41,9 +41,11 @@ def onnx_encoder(onnx_dir: Path) -> OnnxEncoder:
     return OnnxEncoder(onnx_dir, max_tokens=64, threads=1)
 
 
-def test_folder_keeps_the_source_name_and_only_the_quantised_graph(model_dir: Path, onnx_dir: Path, encoder) -> None:
+def test_folder_keeps_the_source_name_and_only_the_quantised_graph(
+    model_dir: Path, onnx_dir: Path, torch_encoder
+) -> None:
     manifest = json.loads((onnx_dir / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["name"] == encoder.name  # the index, ranker and calibration stay valid
+    assert manifest["name"] == torch_encoder.name  # the index, ranker and calibration stay valid
     assert manifest["backend"] == BACKEND == "onnx-int8"
     assert manifest["quantisation"]["weight_type"] in ("QInt8", "QUInt8")
     assert manifest["source"]["weights_bytes"] == (model_dir / "model.safetensors").stat().st_size
@@ -73,9 +75,9 @@ def test_stale_when_settings_or_files_change(model_dir: Path, onnx_dir: Path, tm
     assert "tokenizer_config.json" in (stale_reason(model_dir, copy) or "")
 
 
-def test_same_attributes_as_the_torch_encoder(onnx_encoder: OnnxEncoder, encoder) -> None:
-    assert (onnx_encoder.name, onnx_encoder.dim, onnx_encoder.adaptation) == (encoder.name, encoder.dim,
-                                                                               getattr(encoder, "adaptation", None))
+def test_same_attributes_as_the_torch_encoder(onnx_encoder: OnnxEncoder, torch_encoder) -> None:
+    theirs = (torch_encoder.name, torch_encoder.dim, getattr(torch_encoder, "adaptation", None))
+    assert (onnx_encoder.name, onnx_encoder.dim, onnx_encoder.adaptation) == theirs
 
 
 def test_vectors_are_normalised_float32(onnx_encoder: OnnxEncoder) -> None:
@@ -86,9 +88,9 @@ def test_vectors_are_normalised_float32(onnx_encoder: OnnxEncoder) -> None:
 
 
 @pytest.mark.parametrize("kind", ["query", "passage"])
-def test_close_to_the_torch_model(onnx_encoder: OnnxEncoder, encoder, kind: str) -> None:
+def test_close_to_the_torch_model(onnx_encoder: OnnxEncoder, torch_encoder, kind: str) -> None:
     ours = onnx_encoder.encode(SENTENCES, kind=kind)  # type: ignore[arg-type]
-    theirs = encoder.encode(SENTENCES, kind=kind)
+    theirs = torch_encoder.encode(SENTENCES, kind=kind)
     cosine = (ours * theirs).sum(axis=1)
     assert cosine.min() >= 0.98, dict(zip(SENTENCES, cosine.round(4), strict=True))
 
@@ -101,21 +103,21 @@ def test_order_and_batching_keep_each_text_its_vector(onnx_encoder: OnnxEncoder)
     assert np.array_equal(batched, onnx_encoder.encode(SENTENCES, kind="query", batch_size=4))  # deterministic
 
 
-def test_prompts_are_applied(onnx_encoder: OnnxEncoder, encoder) -> None:
+def test_prompts_are_applied(onnx_encoder: OnnxEncoder, torch_encoder) -> None:
     query = onnx_encoder.encode(["社保卡挂失"], kind="query")[0]
     passage = onnx_encoder.encode(["社保卡挂失"], kind="passage")[0]
     assert float(query @ passage) < 0.999
     # The prompt is what the torch model puts in front: "query: " by hand, no prompt, equals kind="query".
-    by_hand = encoder._model.encode(["query: 社保卡挂失"], normalize_embeddings=True)[0]
+    by_hand = torch_encoder._model.encode(["query: 社保卡挂失"], normalize_embeddings=True)[0]
     assert float(query @ by_hand) >= 0.98
 
 
-def test_tokens_cut_at_max_tokens_as_sentence_transformers_does(onnx_dir: Path, encoder) -> None:
+def test_tokens_cut_at_max_tokens_as_sentence_transformers_does(onnx_dir: Path, torch_encoder) -> None:
     short = OnnxEncoder(onnx_dir, max_tokens=16)
     long_text = "申请人需要提交身份证、户口簿、结婚证、出生医学证明以及近期免冠照片等材料" * 3
     ids = short._ids(["query: " + long_text])[0]
     assert len(ids) == 16
-    expected = encoder._model.tokenizer(["query: " + long_text], truncation=True, max_length=16)["input_ids"][0]
+    expected = torch_encoder._model.tokenizer(["query: " + long_text], truncation=True, max_length=16)["input_ids"][0]
     assert ids == list(expected)
     tail_changed = long_text + "，另需提供其他补充材料和说明"
     a, b = short.encode([long_text, tail_changed], kind="query")
