@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             get_store()  # migrate the ticket schema now, not on the first citizen's ticket
         except BotError as error:  # guides can still be answered; tickets retry on first use
             log.warning("ticket store not reachable yet (%s); tickets will retry when filed", error)
-        service.search("身份证到期怎么换")  # warm-up: first encode allocates the model's buffers
+        # Warm-up before the port opens: the first encode allocates the model's buffers, the first
+        # follow-up builds the entity finder (spaCy + jieba, 1-3 s) and the follow-up scale.
+        service.search("身份证到期怎么换")
+        service.respond("要带户口本吗", "ask_aspect", current_id=service.retriever.index.records[0].id)
         log.info(
             "guide service ready: %d guides, model %s, in %.1f s",
             len(service.retriever.guides), service.retriever.encoder.name, time.perf_counter() - started,
