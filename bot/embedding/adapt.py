@@ -92,6 +92,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bot.embedding.files import publish_folder
 from bot.errors import BotError, ModelMissing
 from bot.knowledge.model import FaqEntry, Guide, Record
 from bot.text import normalize
@@ -1154,15 +1155,7 @@ def rebuild(base_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = Fals
         }
         (scratch / MODEL_MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                               encoding="utf-8")
-        for path in scratch.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        scratch.chmod(0o755)
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            out_dir.rename(old)
-        scratch.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_folder(scratch, out_dir)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

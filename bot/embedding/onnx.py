@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bot.embedding.files import publish_folder
 from bot.errors import BotError, ModelMissing
 
 if TYPE_CHECKING:
@@ -318,15 +319,7 @@ def export(model_dir: Path, out_dir: Path, *, force: bool = False,
                       for p in sorted(scratch.rglob("*")) if p.is_file() and p.name != MANIFEST},
         }
         (scratch / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        for path in scratch.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        scratch.chmod(0o755)
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            out_dir.rename(old)
-        scratch.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_folder(scratch, out_dir)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

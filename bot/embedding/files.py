@@ -1,0 +1,20 @@
+"""Writing a model folder so that readers never see half of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def publish_folder(scratch: Path, out_dir: Path) -> None:
+    """Make the finished ``scratch`` folder ``out_dir``: world-readable files, then a rename, the old
+    folder kept aside until the new one is in place (a reader sees the old or the new, never a mix)."""
+    for path in scratch.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    scratch.chmod(0o755)
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    scratch.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
