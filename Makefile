@@ -86,10 +86,10 @@ $(ACT_VENV)/.installed: requirements/actions.lock pyproject.toml
 
 model: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
 
-$(BASE_MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/embedding/convert.py
-	$(APY) -m bot.embedding.convert --out $(BASE_MODEL_DIR)
+$(BASE_MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/knowledge/embedding/convert.py
+	$(APY) -m bot.knowledge.embedding.convert --out $(BASE_MODEL_DIR)
 
-# Domain adaptation of the embedding model (bot/embedding/adapt.py). The trained top layers are
+# Domain adaptation of the embedding model (bot/knowledge/embedding/adapt.py). The trained top layers are
 # small (knowledge/adaptation/, fp16, committed); `adapted-model` assembles the full model folder
 # from the base model + that part in seconds, and does nothing when it is current. `adapt`
 # retrains the part from the guides' and FAQ entries' own fields (17 min on one thread of a busy
@@ -99,22 +99,22 @@ ADAPT_PART := knowledge/adaptation
 .PHONY: adapt adapted-model
 
 adapt: $(BASE_MODEL_DIR)/manifest.json
-	$(APY) -m bot.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) train
+	$(APY) -m bot.knowledge.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) train
 
 adapted-model: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
 
-$(MODEL_DIR)/manifest.json: $(BASE_MODEL_DIR)/manifest.json $(ADAPT_PART)/adaptation.json $(ADAPT_PART)/layers.safetensors bot/embedding/adapt.py
-	$(APY) -m bot.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) rebuild
+$(MODEL_DIR)/manifest.json: $(BASE_MODEL_DIR)/manifest.json $(ADAPT_PART)/adaptation.json $(ADAPT_PART)/layers.safetensors bot/knowledge/embedding/adapt.py
+	$(APY) -m bot.knowledge.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) rebuild
 
-# The adapted model on ONNX Runtime, int8 (bot/embedding/onnx.py): the same model name and vectors
+# The adapted model on ONNX Runtime, int8 (bot/knowledge/embedding/onnx.py): the same model name and vectors
 # within cosine 0.98 of the float model's, so the index, ranker and calibration stay valid; ~4x
 # faster per question on one thread, no torch at run time. About 30 s; nothing when current.
 .PHONY: onnx-model
 
 onnx-model: $(ONNX_DIR)/manifest.json
 
-$(ONNX_DIR)/manifest.json: $(MODEL_DIR)/manifest.json bot/embedding/onnx.py
-	$(APY) -m bot.embedding.onnx --model $(MODEL_DIR) --out $(ONNX_DIR)
+$(ONNX_DIR)/manifest.json: $(MODEL_DIR)/manifest.json bot/knowledge/embedding/onnx.py
+	$(APY) -m bot.knowledge.embedding.onnx --model $(MODEL_DIR) --out $(ONNX_DIR)
 
 # build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed.
 index: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
@@ -159,7 +159,7 @@ postgres:
 test-e2e: setup browser-packages
 	$(APY) -m pytest -m e2e -q
 
-# The widget and kiosk tests drive a real headless Chromium (bot/browser.py): Debian's chromium
+# The widget and kiosk tests drive a real headless Chromium (ops/browser.py): Debian's chromium
 # and chromium-driver, and CJK fonts so Chinese renders as text, not boxes. Installed when
 # missing (as root).
 browser-packages:
@@ -170,7 +170,7 @@ browser-packages:
 	    install || { apt-get update -q >/dev/null && install; }; \
 	  else echo "chromium, chromium-driver or fonts-noto-cjk is missing: sudo apt-get install chromium chromium-driver fonts-noto-cjk"; exit 1; fi; }
 
-# The scaled deployment (endpoints-scaled.yml, bot/scaled.py): PostgreSQL tracker and ticket
+# The scaled deployment (endpoints-scaled.yml, ops/scaled.py): PostgreSQL tracker and ticket
 # stores, a Redis lock store, two Rasa servers and two action servers behind two nginx
 # balancers, all on loopback. Debian's packages, installed when missing (as root).
 scaled-packages: postgres
@@ -185,7 +185,7 @@ scaled-packages: postgres
 
 # Start the scaled deployment on loopback and print its one address; Ctrl-C stops it (data: var/scaled).
 scaled: setup scaled-packages
-	$(APY) -m bot.scaled
+	$(APY) -m ops.scaled
 
 # Its end-to-end tests (the last step of `make test`): one conversation across both Rasa servers,
 # a ticket in PostgreSQL, 20 conversations at once, and one Rasa and one action server down.
@@ -195,7 +195,7 @@ test-scaled: setup scaled-packages
 # Retrieval quality on the frozen test splits of every evaluation set, side by side with the
 # targets, by style and by length, with two lexical baselines (see knowledge/eval/*/README.md).
 eval: index
-	$(APY) -m bot.evaluate --split test
+	$(APY) -m bot.answering.evaluate --split test
 
 # Multi-turn conversations over real HTTP, every turn checked (knowledge/eval/conversations/):
 # pass rates by split and style, failures in results/conversations.json (~10 min).
@@ -205,7 +205,7 @@ eval-conversations: setup
 # Fit the "nothing fits" model on the sets' dev splits and write knowledge/calibration.json (commit
 # it). Rerun after changing the guides, the synonyms, the model or the retrieval code.
 calibrate: index
-	$(APY) -m bot.evaluate --split dev --fit-calibration --json results/eval-dev.json
+	$(APY) -m bot.answering.evaluate --split dev --fit-calibration --json results/eval-dev.json
 
 # Intent and entity cross-validation (3 folds) into results/nlu/ (intent_report.json ...): ~10 min.
 nlu-report: $(RASA_VENV)/.installed
@@ -233,7 +233,7 @@ voice-bench: voice-model index
 	$(APY) scripts/voice_retrieval.py
 
 lint: $(ACT_VENV)/.installed
-	$(ACT_VENV)/bin/ruff check bot actions tests scripts
+	$(ACT_VENV)/bin/ruff check bot actions ops tests scripts
 	$(ACT_VENV)/bin/mypy
 
 lock:

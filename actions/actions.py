@@ -1,8 +1,8 @@
 """Rasa custom actions. Each reads slots and the latest message, calls the guide service
-in :mod:`bot.service`, and sends the reply. No retrieval or wording lives here.
+in :mod:`bot.answering.service`, and sends the reply. No retrieval or wording lives here.
 
 The service is reached through :func:`service`, resolved on first use; the action server
-(``bot.action_server``) warms it up before accepting requests.
+(``bot.servers.action_server``) warms it up before accepting requests.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.answers import canonical_aspect
+from bot.answering.answers import canonical_aspect
+from bot.answering.service import GuideService, Reply, get_service
 from bot.errors import BotError
-from bot.service import GuideService, Reply, get_service
-from bot.settings import load_settings
+from bot.settings import get_settings
 from bot.tickets import get_recorder
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def send(
 def unavailable(dispatcher: CollectingDispatcher, error: BotError) -> list[EventType]:
     """The knowledge service cannot answer: say so and give the next step, never a traceback."""
     logger.error("guide service unavailable: %s", error)
-    dispatcher.utter_message(response="utter_service_unavailable", hotline=load_settings().hotline)
+    dispatcher.utter_message(response="utter_service_unavailable", hotline=get_settings().hotline)
     return []
 
 

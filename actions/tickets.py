@@ -17,9 +17,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from bot.answering.service import get_service
 from bot.privacy import mask_phone
-from bot.service import get_service
-from bot.settings import load_settings
+from bot.settings import get_settings
 from bot.tickets import get_recorder, get_store, intake
 from bot.tickets.model import CATEGORIES, STATUSES, DraftTicket
 from bot.tickets.store import TicketError, TicketStoreUnavailable
@@ -45,7 +45,7 @@ def _intent(tracker: Tracker) -> str | None:
 
 
 def _hotline() -> str:
-    return load_settings().hotline
+    return get_settings().hotline
 
 
 def _unavailable(dispatcher: CollectingDispatcher) -> None:

@@ -13,8 +13,8 @@ line or the setting, and the fix::
     ├── ModelMissing         the embedding model has not been prepared
     ├── RequestRefused       a channel request that must be refused, with its HTTP status
     │   ├── BadRequest       unusable size, JSON, fields or metadata (bot.channels.guard)
-    │   ├── WeChatError      a WeChat callback that fails its checks (bot.wechat)
-    │   └── MiniProgramError the mini-program's login and session errors (bot.miniprogram)
+    │   ├── WeChatError      a WeChat callback that fails its checks (bot.channels.wechat_core)
+    │   └── MiniProgramError the mini-program's login and session errors (bot.channels.miniprogram_core)
     ├── TicketError / TicketStoreUnavailable   the ticket store (bot.tickets.store)
     └── VoiceError           the kiosk's voice (bot.voice.base: VoiceUnavailable 503,
                              BadAudio 400/413/415, BadText 400), each with its HTTP status

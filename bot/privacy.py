@@ -14,7 +14,7 @@ marks exactly the characters to hide in the original: everything else the citize
 kept as written.
 
 Pure standard library on purpose: the Rasa server's venv imports this module too (see
-``bot.masking_tracker_store``).
+``bot.channels.tracker_store``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from bot.errors import ConfigError
+from bot.lazy import Lazy
 
 #: Project root: the folder holding ``bot/``. Relative paths in settings are taken from here.
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 #: Settings that are secrets, and the only processes that may see them (``rasa``: the Rasa server,
 #: ``actions``: the action server, ``staff``: the staff server). ``scripts/run.sh`` and
-#: :mod:`bot.stack` start each process without the others' secrets (:func:`env_for`).
+#: :mod:`ops.stack` start each process without the others' secrets (:func:`env_for`).
 SECRETS: dict[str, tuple[str, ...]] = {
     "STAFF_TOKENS": ("staff",),
     "ACTION_SECRET": ("rasa", "actions"),
@@ -327,6 +328,16 @@ def _tokens(value: str) -> tuple[tuple[str, str], ...]:
             raise ConfigError("STAFF_TOKENS must be name:token pairs, each token at least 16 characters")
         pairs.append((name.strip(), token.strip()))
     return tuple(pairs)
+
+
+_process_settings: Lazy[Settings] = Lazy(lambda: load_settings())
+
+
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once and then passed around: the actions,
+    the service and the ticket store all see this one object (tests build their own with
+    :func:`load_settings` or :meth:`Settings.with_`)."""
+    return _process_settings.get()
 
 
 def main(argv: list[str] | None = None) -> int:

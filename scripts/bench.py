@@ -1,6 +1,6 @@
 """`make bench`: the assistant's speed and memory, measured end to end, next to the targets.
 
-Starts the whole stack on loopback (bot.stack) and measures, over real HTTP:
+Starts the whole stack on loopback (ops.stack) and measures, over real HTTP:
 
 * REST round trip for one conversation at a time (p50 / p95 / p99);
 * the same with 20 conversations at once, and messages per second at 1 … 40 at once;
@@ -32,9 +32,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
+from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from bot.stack import RASA_BIN, Stack, start_stack  # noqa: E402
+from ops.stack import RASA_BIN, Stack, start_stack  # noqa: E402
 
 FOLLOW_UPS = ["那要多少钱？", "在哪里办？", "要多久？", "要带什么材料？"]
 #: Pause between an answer and the citizen's next message in the 20-conversation figure: reading
@@ -57,7 +57,7 @@ def profile_actions(questions: list[str], out: Path) -> dict:
     import io
     import pstats
 
-    from bot.service import GuideService
+    from bot.answering.service import GuideService
 
     service = GuideService.from_settings(load_settings())
     service.respond("预热", "ask_item")
@@ -134,7 +134,7 @@ def run_load(stack: Stack, questions: list[str], conversations: int, concurrency
 
 
 def retrieval_figures(questions: list[str], encoder: str | None = None) -> dict:
-    from bot.service import GuideService
+    from bot.answering.service import GuideService
 
     settings = load_settings()
     service = GuideService.from_settings(settings.with_(encoder=encoder) if encoder else settings)

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.embedding.encoder import SentenceTransformerEncoder  # noqa: E402
-from bot.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
-from bot.index import FLAT_LIMIT, LoadedIndex, _make_faiss, build_index  # noqa: E402
+from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
+from bot.answering.retrieval import Retriever  # noqa: E402
 from bot.knowledge.base import KnowledgeBase  # noqa: E402
-from bot.retrieval import Retriever  # noqa: E402
+from bot.knowledge.embedding.encoder import SentenceTransformerEncoder  # noqa: E402
+from bot.knowledge.index import FLAT_LIMIT, LoadedIndex, _make_faiss, build_index  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 
 DISTRICTS = [f"{a}{b}区" for a in "东西南北中新老上下前后左右" for b in "山水田林湖城港湾岭洲桥园溪海河江"]

@@ -1,6 +1,6 @@
 """`make eval-conversations`: multi-turn conversations over real HTTP, each turn checked.
 
-Starts the whole stack on loopback (bot.stack: the Rasa server and the action server from their
+Starts the whole stack on loopback (ops.stack: the Rasa server and the action server from their
 own venvs, as `make run` does), plays every conversation of
 ``knowledge/eval/conversations/conversations.jsonl`` through the guide channel (a fresh
 conversation id each), and checks each turn's expectations against what a citizen would see:
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.channels import answer_of  # noqa: E402
-from bot.stack import start_stack  # noqa: E402
+from ops.stack import start_stack  # noqa: E402
 
 CONVERSATIONS = ROOT / "knowledge" / "eval" / "conversations" / "conversations.jsonl"
 TARGET = 0.95

@@ -1,6 +1,6 @@
 """`make load`: a bounded load test on loopback — thousands of conversations, nothing lost.
 
-Starts the whole stack (bot.stack) and runs N conversations (default 2,000), 20 at a time.
+Starts the whole stack (ops.stack) and runs N conversations (default 2,000), 20 at a time.
 Each is one of: an item question with follow-ups and thanks; a life event; an off-topic
 question; or (every 20th) a complete ticket filing through the form. It checks:
 
@@ -32,8 +32,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
-from bot.stack import start_stack  # noqa: E402
+from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
+from ops.stack import start_stack  # noqa: E402
 
 NUMBER = re.compile(r"BC\d{8}-\d{4,}")
 LIFE_EVENTS = ["生了孩子要办哪些手续", "我们要结婚了需要办什么", "我下个月退休，要办哪些事",

@@ -75,13 +75,13 @@ fi
 
 # Neither server needs the other to start, so both load at once (Rasa's TensorFlow start-up
 # dominates); the action server refuses to open its port until its model and index are loaded.
-only_for actions .venv/actions/bin/python -m bot.action_server >var/log/actions.log 2>&1 &
+only_for actions .venv/actions/bin/python -m bot.servers.action_server >var/log/actions.log 2>&1 &
 actions_pid=$!
 only_for rasa .venv/rasa/bin/rasa run -i "$RASA_HOST" -p "$RASA_PORT" "${rasa_api[@]}" \
   -m models/guide-assistant.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
   >var/log/rasa.log 2>&1 &
 rasa_pid=$!
-only_for staff .venv/actions/bin/python -m bot.staff >var/log/staff.log 2>&1 &
+only_for staff .venv/actions/bin/python -m bot.servers.staff >var/log/staff.log 2>&1 &
 staff_pid=$!
 trap 'kill $actions_pid $rasa_pid $staff_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bot.evaluate import RANK_DEPTH
+from bot.answering.evaluate import RANK_DEPTH
 from bot.settings import ROOT, load_settings
 
 VOICE = ROOT / "results" / "voice.json"
@@ -20,7 +20,7 @@ QUESTIONS = ROOT / "knowledge" / "eval" / "questions.jsonl"
 
 
 def main() -> int:
-    from bot.service import GuideService
+    from bot.answering.service import GuideService
 
     if not VOICE.is_file():
         print(f"{VOICE} is missing: run scripts/voice_bench.py (make voice-bench) first", file=sys.stderr)

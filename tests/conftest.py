@@ -30,7 +30,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def encoder(model_dir: Path):
     """The encoder the assistant runs with (GUIDE_ENCODER: the ONNX export by default)."""
-    from bot.embedding.encoder import make_encoder
+    from bot.knowledge.embedding.encoder import make_encoder
 
     settings = load_settings()
     return make_encoder(model_dir, settings.max_tokens, settings.encoder, settings.threads)
@@ -39,7 +39,7 @@ def encoder(model_dir: Path):
 @pytest.fixture(scope="session")
 def torch_encoder(model_dir: Path):
     """The same model on sentence-transformers (the reference the ONNX export is checked against)."""
-    from bot.embedding.encoder import SentenceTransformerEncoder
+    from bot.knowledge.embedding.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model_dir)
 
@@ -68,8 +68,8 @@ def settings(small_kb_dir: Path, model_dir: Path, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="session")
 def built_index(settings: Settings, encoder) -> Path:
-    from bot.index import build_index
     from bot.knowledge.base import KnowledgeBase, fingerprint
+    from bot.knowledge.index import build_index
 
     kb = KnowledgeBase.load(settings.knowledge_dir)
     build_index(kb, encoder, settings.index_dir, fingerprint=fingerprint(settings.knowledge_dir))
@@ -80,8 +80,8 @@ def built_index(settings: Settings, encoder) -> Path:
 def small_service(settings: Settings, encoder, built_index: Path):
     """The guide service over the small index, with "nothing fits" calibrated for that knowledge base
     the way an office calibrates its own (``knowledge calibrate``: pseudo-queries, no labels)."""
-    from bot.selfcalibrate import everyday_questions, self_calibrate
-    from bot.service import GuideService
+    from bot.answering.selfcalibrate import everyday_questions, self_calibrate
+    from bot.answering.service import GuideService
 
     service = GuideService.from_settings(settings, encoder=encoder)
     retriever = service.retriever
@@ -95,8 +95,8 @@ def small_service(settings: Settings, encoder, built_index: Path):
 def service(encoder):
     """The guide service as the action server runs it: the bundled index (`make index` builds it), the
     committed ranker and calibration."""
-    from bot.index import read_manifest
-    from bot.service import GuideService
+    from bot.answering.service import GuideService
+    from bot.knowledge.index import read_manifest
 
     settings = load_settings({})
     try:
@@ -114,7 +114,7 @@ def write_jsonl(path: Path, records: list[object]) -> Path:
 def _postgres():
     import tempfile
 
-    from bot.postgres import Postgres
+    from ops.postgres import Postgres
 
     try:
         cluster = Postgres(Path(tempfile.mkdtemp(prefix="guide-pg-")))
@@ -162,8 +162,8 @@ def _ticket_store_in_tmp(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def browser():
-    """A real headless Chromium (bot/browser.py); nothing it loads may leave the machine."""
-    from bot.browser import missing, start_chromium
+    """A real headless Chromium (ops/browser.py); nothing it loads may leave the machine."""
+    from ops.browser import missing, start_chromium
 
     problem = missing()
     if problem:

@@ -8,8 +8,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.actions import ActionAnswerAspect, ActionAnswerGuide, ActionAnswerLifeEvent, ActionApplyScope
+from bot.answering.service import install_service
 from bot.errors import IndexMissing
-from bot.service import install_service
 
 
 def tracker(text: str, intent: str, entities=(), slots=None) -> Tracker:

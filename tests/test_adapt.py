@@ -1,4 +1,4 @@
-"""Domain adaptation (bot/embedding/adapt.py): the training pairs, the loss mask, the top-layer
+"""Domain adaptation (bot/knowledge/embedding/adapt.py): the training pairs, the loss mask, the top-layer
 stack, and assembling the model from base + part. Fast: no real model, no training, no network."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.embedding import adapt
-from bot.embedding.adapt import AdaptConfig, Catalogue, Pair, PairSet, TrainStats, build_pairs
 from bot.errors import ModelMissing
-from bot.index import record_texts
+from bot.knowledge.embedding import adapt
+from bot.knowledge.embedding.adapt import AdaptConfig, Catalogue, Pair, PairSet, TrainStats, build_pairs
+from bot.knowledge.index import record_texts
 from bot.knowledge.model import FaqEntry, Guide, Record
 
 # ---------------------------------------------------------------------------------- pairs

@@ -1,7 +1,7 @@
 import pytest
 
-from bot import answers
-from bot.answers import BUTTON_CHARS, button_labels, short_title
+from bot.answering import answers
+from bot.answering.answers import BUTTON_CHARS, button_labels, short_title
 from bot.knowledge.model import Guide, Material
 
 FULL = Guide(

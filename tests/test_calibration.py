@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from bot.calibration import FEATURES, NothingFits, fit_nothing_fits
+from bot.answering.calibration import FEATURES, NothingFits, fit_nothing_fits
 from bot.errors import ConfigError
 
 
@@ -80,7 +80,7 @@ def test_committed_calibration_matches_the_bundled_model_and_knowledge(service):
 def test_an_office_can_calibrate_its_own_knowledge_base_without_labels(small_service):
     """The small knowledge base (not the bundled one) calibrated from its own records: everyday
     questions are turned away, its items' questions are not."""
-    from bot.selfcalibrate import title_keyword
+    from bot.answering.selfcalibrate import title_keyword
 
     assert small_service.retriever.nothing_fits is not None
     assert "pseudo-queries" in small_service.retriever.nothing_fits.fitted_on

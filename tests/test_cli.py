@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from bot.cli import main
+from bot.servers.cli import main
 from tests.conftest import write_jsonl
 
 

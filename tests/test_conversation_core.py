@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from bot.answering.followup import FollowUps, passages, render_follow_up
+from bot.answering.service import impossible
 from bot.channels.buttons import match_button
-from bot.entities import EntityFinder, patterns
-from bot.followup import FollowUps, passages, render_follow_up
+from bot.knowledge.entities import EntityFinder, patterns
 from bot.knowledge.model import Guide, Material
-from bot.service import impossible
 
 MARRIAGE = Guide(
     id="m", title="内地居民结婚登记", aliases=("领证",), department="县级人民政府民政部门（婚姻登记机关）",

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.embedding import convert
 from bot.errors import ModelMissing
+from bot.knowledge.embedding import convert
 
 # Before sentence-transformers / huggingface_hub are imported: they read it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.evaluate import Bm25Baseline, Question, Ranked, TfidfBaseline, best_threshold, figures
+from bot.answering.evaluate import Bm25Baseline, Question, Ranked, TfidfBaseline, best_threshold, figures
 from bot.knowledge.model import Guide
 
 Q = [

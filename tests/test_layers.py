@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-ACTION_SIDE = ("actions", "bot.service", "bot.retrieval", "bot.index", "bot.ranking", "bot.calibration",
-               "bot.embedding", "bot.knowledge", "bot.tickets", "bot.followup", "bot.entities", "bot.answers",
-               "bot.evaluate", "bot.selfcalibrate")
+#: The action side, by layer: the knowledge (schema, importers, index, embedding), answering (retrieval,
+#: decisions, wording), tickets and the servers that run them.
+ACTION_SIDE = ("actions", "bot.knowledge", "bot.answering", "bot.tickets", "bot.servers", "ops")
 
 
 def _module_path(name: str) -> Path | None:
@@ -63,7 +63,7 @@ def rasa_side() -> dict[str, set[str]]:
 
 def test_rasa_side_never_imports_the_action_side():
     graph = rasa_side()
-    assert "bot.channels.rest" in graph and "bot.masking_tracker_store" in graph
+    assert "bot.channels.rest" in graph and "bot.channels.tracker_store" in graph
     for module, imported in graph.items():
         bad = sorted(n for n in imported if n.startswith(ACTION_SIDE))
         assert not bad, f"{module} imports {bad}: the Rasa server does not have the action side's packages"
@@ -72,8 +72,8 @@ def test_rasa_side_never_imports_the_action_side():
 def test_the_graph_sees_lazy_imports(tmp_path):
     """The check itself: an import inside a function counts."""
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from bot.service import get_service\n", encoding="utf-8")
-    assert "bot.service" in _imports(module, "bot")
+    module.write_text("def f():\n    from bot.answering.service import get_service\n", encoding="utf-8")
+    assert "bot.answering.service" in _imports(module, "bot")
 
 
 def test_the_reply_contract_and_the_errors_are_standard_library_only():
@@ -87,3 +87,27 @@ def test_the_reply_contract_and_the_errors_are_standard_library_only():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert all(n.split(".")[0] in sys.stdlib_module_names for n in names), (name, names)
+
+
+def _package_imports(package: str) -> dict[str, set[str]]:
+    """Every module of ``package`` (a folder of bot/) with the project modules it imports."""
+    folder = ROOT.joinpath(*package.split("."))
+    out = {}
+    for path in folder.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        out[module] = _imports(path, module if path.name == "__init__.py" else module.rsplit(".", 1)[0])
+    return out
+
+
+def test_layers_only_import_downwards():
+    """knowledge < answering < servers; tickets beside answering; nothing in bot/ imports ops/ or actions/."""
+    above = {
+        "bot.knowledge": ("bot.answering", "bot.tickets", "bot.servers", "bot.channels", "ops", "actions"),
+        "bot.answering": ("bot.servers", "bot.channels", "ops", "actions"),
+        "bot.tickets": ("bot.answering", "bot.servers", "bot.channels", "ops", "actions"),
+        "bot.servers": ("ops", "actions"),
+    }
+    for package, forbidden in above.items():
+        for module, imported in _package_imports(package).items():
+            bad = sorted(n for n in imported if n.startswith(forbidden))
+            assert not bad, f"{module} imports {bad}, a layer above it"

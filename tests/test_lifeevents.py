@@ -1,7 +1,7 @@
 """Life events: items in a sensible order, shared materials once."""
 
+from bot.answering.lifeevents import LifeEvents, material_key
 from bot.knowledge.model import Guide, Material
-from bot.lifeevents import LifeEvents, material_key
 
 CERT = Guide(id="cert", title="出生医学证明签发", results=("出生医学证明",), life_events=("出生一件事",),
              materials=(Material("父母居民身份证"),))

@@ -1,4 +1,4 @@
-"""The int8 ONNX encoder (bot.embedding.onnx) and the query cache (bot.embedding.encoder).
+"""The int8 ONNX encoder (bot.knowledge.embedding.onnx) and the query cache (bot.knowledge.embedding.encoder).
 
 The ONNX folder is the real export of the real model: ``make onnx-model``'s folder when it is
 current, otherwise exported here into a temporary folder (~30 s).
@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (requirements/actions.lock: make venvs)")
 
-from bot.embedding.encoder import CachedEncoder, make_encoder
-from bot.embedding.onnx import BACKEND, MANIFEST, MODEL_FILE, OnnxEncoder, export, stale_reason
 from bot.errors import ConfigError, ModelMissing
+from bot.knowledge.embedding.encoder import CachedEncoder, make_encoder
+from bot.knowledge.embedding.onnx import BACKEND, MANIFEST, MODEL_FILE, OnnxEncoder, export, stale_reason
 from bot.settings import ROOT
 
 SENTENCES = ["身份证丢了怎么补办", "二建改名", "新生儿落户需要什么材料", "公司注销登记流程", "社保卡挂失",
@@ -135,9 +135,9 @@ def test_no_torch_at_import_or_encode(onnx_dir: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "import bot.embedding.encoder, bot.embedding.onnx\n"
+        "import bot.knowledge.embedding.encoder, bot.knowledge.embedding.onnx\n"
         "assert 'torch' not in sys.modules, 'imported torch'\n"
-        f"e = bot.embedding.encoder.make_encoder(Path({str(onnx_dir)!r}), 64, 'onnx', 1)\n"
+        f"e = bot.knowledge.embedding.encoder.make_encoder(Path({str(onnx_dir)!r}), 64, 'onnx', 1)\n"
         "e.encode(['社保卡挂失'], kind='query')\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'imported torch'\n"
     )

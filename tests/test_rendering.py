@@ -4,10 +4,10 @@ import datetime as dt
 import re
 from html.parser import HTMLParser
 
+from bot.answering.service import Reply
+from bot.answering.sheet import render_sheet
+from bot.answering.speech import SENTENCE_CHARS, clean, speak
 from bot.knowledge.model import Guide, Material
-from bot.service import Reply
-from bot.sheet import render_sheet
-from bot.speech import SENTENCE_CHARS, clean, speak
 
 HOSTILE = Guide(
     id="x-1",

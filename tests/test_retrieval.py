@@ -2,9 +2,9 @@
 
 import pytest
 
+from bot.answering.ranking import FEATURES as RANKING_FEATURES
 from bot.errors import IndexMissing
-from bot.index import LoadedIndex, read_manifest
-from bot.ranking import FEATURES as RANKING_FEATURES
+from bot.knowledge.index import LoadedIndex, read_manifest
 
 
 def test_manifest_records_model_and_dimension(built_index, encoder):
@@ -65,7 +65,7 @@ def test_huge_question_is_answered_not_crashed(service):
 
 def test_search_reports_the_signals_it_decided_on(service):
     result = service.search("我身份证过期了怎么办")
-    from bot.calibration import FEATURES
+    from bot.answering.calibration import FEATURES
 
     assert set(result.signals) == set(FEATURES)
     assert result.p_none is not None and result.p_none < 0.5
@@ -79,7 +79,7 @@ def test_a_named_region_does_not_drop_items_that_apply_everywhere(service):
 
 
 def test_a_near_miss_still_offers_the_closest_items(service):
-    from bot.service import NEAR_MISS_P_NONE
+    from bot.answering.service import NEAR_MISS_P_NONE
 
     reply = service.answer_question("电动自行车上牌去哪里")
     if reply.status == "none":

@@ -1,7 +1,7 @@
 """Region and department mentions, learned from the guides themselves."""
 
+from bot.answering.scope import Scope, department_stems
 from bot.knowledge.model import Guide
-from bot.scope import Scope, department_stems
 
 GUIDES = [
     Guide(id="gz-passport", title="普通护照签发", region="广东省广州市", department="广州市公安局"),

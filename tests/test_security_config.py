@@ -8,7 +8,6 @@ import subprocess
 import pytest
 import yaml
 
-from bot import proxy
 from bot.channels.guard import (
     MAX_METADATA_BYTES,
     BadRequest,
@@ -19,6 +18,7 @@ from bot.channels.guard import (
     sender_key,
 )
 from bot.settings import ROOT, SECRETS, env_for
+from ops import proxy
 
 
 def test_rasa_s_plain_rest_channel_is_not_enabled():
@@ -32,7 +32,7 @@ def test_rasa_sends_the_action_secret(name):
     assert endpoint["headers"] == {"X-Action-Secret": "${ACTION_SECRET}"}
 
 
-@pytest.mark.parametrize("path", ["scripts/run.sh", "bot/stack.py", "bot/scaled.py"])
+@pytest.mark.parametrize("path", ["scripts/run.sh", "ops/stack.py", "ops/scaled.py"])
 def test_rasa_is_never_started_with_open_cors_or_an_api_without_a_token(path):
     text = (ROOT / path).read_text(encoding="utf-8")
     assert "--cors" not in text
@@ -54,7 +54,7 @@ def test_the_proxy_publishes_channels_and_sheets_only():
 
 
 def test_the_single_machine_example_is_generated_from_the_table():
-    assert proxy.EXAMPLE.read_text(encoding="utf-8") == proxy.example(), "run: python -m bot.proxy"
+    assert proxy.EXAMPLE.read_text(encoding="utf-8") == proxy.example(), "run: python -m ops.proxy"
 
 
 def test_each_process_gets_only_its_own_secrets():

@@ -1,4 +1,4 @@
-from bot.service import choose_payload
+from bot.answering.service import choose_payload
 
 
 def test_identity_card_question_gets_the_full_notification(service):

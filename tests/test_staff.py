@@ -1,6 +1,6 @@
 """The staff server over real HTTP: the API, the ledger entries it writes, and the page's files.
 
-``sanic-testing`` is not installed, so the app built by :func:`bot.staff.create_app` runs with
+``sanic-testing`` is not installed, so the app built by :func:`bot.servers.staff.create_app` runs with
 ``app.run`` in a child process on a free loopback port and httpx talks to it (readiness is
 polled on ``/health``). Tickets are made directly in the same SQLite file; a clock in the past
 makes the overdue ones.
@@ -32,8 +32,8 @@ STATIC = Path(__file__).resolve().parents[1] / "bot" / "static"
 
 
 def serve(settings: Settings, url: str, port: int) -> None:
-    """The child process: the staff app on its own store, as ``python -m bot.staff`` runs it."""
-    from bot.staff import create_app
+    """The child process: the staff app on its own store, as ``python -m bot.servers.staff`` runs it."""
+    from bot.servers.staff import create_app
 
     store = TicketStore(url)
     store.migrate()
@@ -435,7 +435,7 @@ def test_the_staff_page_in_a_real_browser(server, browser):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from bot.browser import console_errors, outside_requests, requested_urls
+    from ops.browser import console_errors, outside_requests, requested_urls
 
     wait = WebDriverWait(browser, 20)
     browser.set_window_size(1366, 900)

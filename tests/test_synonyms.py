@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import KnowledgeError
+from bot.knowledge.synonyms import Synonyms
+from bot.knowledge.text import normalize
 from bot.settings import load_settings
-from bot.synonyms import Synonyms
-from bot.text import normalize
 
 
 def write(tmp_path: Path, text: str) -> Path:

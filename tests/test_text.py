@@ -1,4 +1,4 @@
-from bot.text import MAX_QUERY_CHARS, has_content, normalize
+from bot.knowledge.text import MAX_QUERY_CHARS, has_content, normalize
 
 
 def test_traditional_becomes_simplified():

@@ -422,6 +422,6 @@ def test_every_response_the_glue_names_is_in_the_domain_and_no_wording_is_left_i
 def test_a_rating_slot_that_is_not_a_number_never_breaks_the_callback(store):
     """A phone typed at the callback step was once read as a rating entity ("1234-5678")."""
     slots = {"rating": "1234-5678", "rating_comment": "等太久", "callback_phone": "139****1111"}
-    events, messages = run(ActionCreateCallbackTicket(), turn("138-1234-5678", slots=slots, sender="rater"))
+    _, messages = run(ActionCreateCallbackTicket(), turn("138-1234-5678", slots=slots, sender="rater"))
     assert names(messages) in (["utter_callback_filed"], ["utter_callback_noted"])
     assert store.list()[0].description.startswith("差评（1星）")

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import pytest
 
+from bot.channels.kiosk_core import render_kiosk
 from bot.errors import BotError, ConfigError
-from bot.kiosk import render_kiosk
 from bot.voice import Voice, VoiceConfig, make_recognizer, make_synthesizer, parse_top_items
 from bot.voice import model as whisper_model
 from bot.voice.base import (
@@ -239,7 +239,7 @@ def test_a_vendor_that_fails_makes_voice_unavailable(vendor, path):
 
 
 def test_an_unreachable_vendor_makes_voice_unavailable():
-    from bot.stack import free_port
+    from ops.stack import free_port
 
     with pytest.raises(VoiceUnavailable, match="cannot reach"):
         HttpRecognizer(f"http://127.0.0.1:{free_port()}/asr", timeout=2).transcribe(WAV)

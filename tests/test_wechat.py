@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.wechat import (
+from bot.channels.wechat_core import (
     ReplayGuard,
     WeChatError,
     parse_message,

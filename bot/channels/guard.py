@@ -111,7 +111,7 @@ def sender_key(secret: str, fallback: Callable[[], bytes]) -> bytes:
     return hashlib.sha256(b"sender-id:" + fallback()).digest()
 
 
-#: Peers whose X-Real-IP header is believed: a reverse proxy on this machine (bot/proxy.py sets it).
+#: Peers whose X-Real-IP header is believed: a reverse proxy on this machine (ops/proxy.py sets it).
 TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
 
 

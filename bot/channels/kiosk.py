@@ -41,8 +41,8 @@ from sanic.response import HTTPResponse
 from bot.channels import settings_with
 from bot.channels.assets import asset
 from bot.channels.guard import RateLimit, client_key
+from bot.channels.kiosk_core import GUIDE_ID, render_kiosk
 from bot.channels.rest import GuideChannel, limit_requests
-from bot.kiosk import GUIDE_ID, render_kiosk
 from bot.settings import raw_setting
 from bot.voice import Voice, VoiceConfig, VoiceError, VoiceUnavailable
 from bot.voice.base import MAX_SPEAK_CHARS, BadText, check_audio, check_text

@@ -4,7 +4,7 @@
   WeChat for the citizen's openid and answered with ``{"token": ..., "expires_in": seconds}``.
 * ``POST /webhook`` with ``Authorization: Bearer <token>`` and ``{"message": "...",
   "metadata": {...}}``: answered with ``{"messages": [...]}``, shaped for a page (text with
-  buttons and links, a card per answer; :func:`bot.miniprogram.render_messages`).
+  buttons and links, a card per answer; :func:`bot.channels.miniprogram_core.render_messages`).
 
 The page never names its own sender: the conversation is the one of the openid in the signed
 token (as ``mp-`` and a hash, never the raw openid). A missing, forged or expired token gets a
@@ -12,7 +12,7 @@ token (as ``mp-`` and a hash, never the raw openid). A missing, forged or expire
 assistant cannot answer, the same polite message as the guide channel. Without
 ``MINIPROGRAM_APPID``/``MINIPROGRAM_SECRET`` the login answers 503 "not configured".
 
-The protocol itself lives in :mod:`bot.miniprogram` (standard library only, tested on its own);
+The protocol itself lives in :mod:`bot.channels.miniprogram_core` (standard library only, tested on its own);
 a minimal mini-program calling this API is in ``bot/static/miniprogram/``.
 """
 
@@ -30,8 +30,7 @@ from sanic.response import HTTPResponse
 
 from bot.channels import settings_with
 from bot.channels.guard import MAX_MESSAGE, BadRequest, clean_metadata, sender_key
-from bot.channels.rest import GuideChannel, add_common_routes
-from bot.miniprogram import (
+from bot.channels.miniprogram_core import (
     Config,
     MiniProgramError,
     NotConfigured,
@@ -44,6 +43,7 @@ from bot.miniprogram import (
     sender_id,
     verify_token,
 )
+from bot.channels.rest import GuideChannel, add_common_routes
 from bot.settings import raw_setting
 
 logger = logging.getLogger(__name__)

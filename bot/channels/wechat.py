@@ -17,7 +17,7 @@ replay sent to the other server of a pair is refused too, and "继续" works on 
 conversation id is ``wx-`` and a keyed hash of the openid (``SENDER_ID_SECRET``), never the
 openid itself.
 
-The protocol itself lives in :mod:`bot.wechat` (standard library only, tested on its own).
+The protocol itself lives in :mod:`bot.channels.wechat_core` (standard library only, tested on its own).
 """
 
 from __future__ import annotations
@@ -35,10 +35,19 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.guard import MAX_MESSAGE, sender_key
+from bot.channels.miniprogram_core import sender_id
 from bot.channels.rest import GuideChannel, add_common_routes
-from bot.miniprogram import sender_id
+from bot.channels.wechat_core import (
+    MAX_AGE,
+    TEXT_LIMIT_BYTES,
+    ReplayGuard,
+    WeChatError,
+    parse_message,
+    reply_xml,
+    split_text,
+    verify,
+)
 from bot.settings import raw_setting
-from bot.wechat import MAX_AGE, TEXT_LIMIT_BYTES, ReplayGuard, WeChatError, parse_message, reply_xml, split_text, verify
 
 logger = logging.getLogger(__name__)
 

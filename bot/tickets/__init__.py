@@ -34,9 +34,9 @@ def open_store(settings: Settings | None = None) -> TicketStore:
         TicketStoreUnavailable: when the database cannot be reached.
         ConfigError: when a setting cannot be used.
     """
-    from bot.settings import load_settings
+    from bot.settings import get_settings
 
-    settings = settings or load_settings()
+    settings = settings or get_settings()
     store = TicketStore(settings.tickets_db_url, timezone=settings.hall_timezone,
                         draft_ttl=dt.timedelta(minutes=settings.draft_ttl_minutes), calendar=office_calendar())
     store.migrate()

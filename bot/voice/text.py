@@ -1,7 +1,7 @@
 """Text helpers for the kiosk's voice: what to read aloud, in what pieces, and how to score a
 recogniser (character error rate). Standard library only (both venvs import it).
 
-Answers come with their own spoken form (``custom.answer.speech``, :mod:`bot.speech`); the few
+Answers come with their own spoken form (``custom.answer.speech``, :mod:`bot.answering.speech`); the few
 messages without one (greetings, the escalation form's questions) are read as
 :func:`spoken_form` makes them: no URLs, list symbols or asides in brackets, one line.
 """

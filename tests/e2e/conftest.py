@@ -1,5 +1,5 @@
 """Start the real action server and the real Rasa server on loopback, on free ports
-(:mod:`bot.stack`), once per test session; the tests talk to the REST channel over HTTP."""
+(:mod:`ops.stack`), once per test session; the tests talk to the REST channel over HTTP."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.stack import Stack, free_port, missing_parts, start_stack
+from ops.stack import Stack, free_port, missing_parts, start_stack
 from tests.test_miniprogram import FakeWeChat
 
 #: The token the WeChat channel is started with in these tests.

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from bot.browser import console_errors, missing, outside_requests, requested_urls, start_chromium
 from bot.settings import ROOT
-from bot.stack import Stack
 from bot.voice.text import cer
+from ops.browser import console_errors, missing, outside_requests, requested_urls, start_chromium
+from ops.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from bot.channels.guard import sender_key
-from bot.miniprogram import issue_token, sender_id, signing_key
+from bot.channels.miniprogram_core import issue_token, sender_id, signing_key
 from bot.settings import ROOT
-from bot.stack import free_port
+from ops.stack import free_port
 from tests.test_miniprogram import SESSION_KEY, FakeWeChat
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import re
 import httpx
 import pytest
 
-from bot.stack import new_sender, texts
+from ops.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ action server (real model, real FAISS index over the whole bundled knowledge bas
 import httpx
 import pytest
 
-from bot.stack import new_sender, texts
+from ops.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 

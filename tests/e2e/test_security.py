@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bot.privacy import find_mobiles
-from bot.stack import new_sender, texts
+from ops.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import sqlite3
 import httpx
 import pytest
 
-from bot.stack import new_sender, texts
+from ops.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 

@@ -55,7 +55,7 @@ def test_a_question_gets_a_passive_reply_to_the_right_user(servers):
 
 def test_the_conversation_id_is_a_keyed_hash_of_the_openid(servers):
     from bot.channels.guard import sender_key
-    from bot.miniprogram import sender_id
+    from bot.channels.miniprogram_core import sender_id
 
     user = f"oUser{uuid.uuid4().hex[:6]}"
     assert "护照" in content(send(servers, "护照怎么办理", user))

@@ -22,8 +22,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bot.browser import console_errors, outside_requests, requested_urls, start_chromium
 from bot.settings import ROOT
+from ops.browser import console_errors, outside_requests, requested_urls, start_chromium
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Start the scaled deployment (:mod:`bot.scaled`: PostgreSQL, Redis, two action servers and two
+"""Start the scaled deployment (:mod:`ops.scaled`: PostgreSQL, Redis, two action servers and two
 Rasa servers behind nginx, all on loopback) once per test session, in a tmp folder.
 
 These tests run only when asked for by path (``make test-scaled``, ``pytest tests/scaled``):
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.scaled import ScaledStack, start_scaled
-from bot.stack import missing_parts
+from ops.scaled import ScaledStack, start_scaled
+from ops.stack import missing_parts
 
 HERE = Path(__file__).parent.resolve()
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.scaled import ScaledStack
-from bot.stack import new_sender, texts
+from ops.scaled import ScaledStack
+from ops.stack import new_sender, texts
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from bot.knowledge.model import Guide
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 _MATERIAL_NOISE = re.compile(r"[《》“”\"'（）()]|原件|复印件|及其?复印件|或其?复印件")
 _EVENT_SUFFIX = "一件事"

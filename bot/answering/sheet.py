@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from html import escape
 
-from bot import answers
+from bot.answering import answers
 from bot.knowledge.model import Guide
 
 _STYLE = """

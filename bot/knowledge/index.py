@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from bot.embedding.encoder import Encoder, Kind
 from bot.errors import IndexMissing
 from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.embedding.encoder import Encoder, Kind
 from bot.knowledge.importers import write_jsonl
 from bot.knowledge.model import FaqEntry, Guide, Record, faq_from_dict, guide_from_dict, record_kind
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 FORMAT_VERSION = 2
 #: What a vector was made from. A guide's title and an FAQ entry's question are its "name".
@@ -150,8 +150,8 @@ def build_index(
     np.save(tmp / "rows.npy", np.asarray(rows, dtype=np.int32))
     np.save(tmp / "fields.npy", np.asarray(fields_, dtype=np.int8))
     write_jsonl(records, tmp / "records.jsonl")
-    from bot.entities import FILE as ENTITIES_FILE
-    from bot.entities import write_patterns
+    from bot.knowledge.entities import FILE as ENTITIES_FILE
+    from bot.knowledge.entities import write_patterns
 
     write_patterns(records, tmp / ENTITIES_FILE)
     manifest = IndexManifest(

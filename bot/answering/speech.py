@@ -6,7 +6,7 @@ where to go — each as its own short sentence — and then points at the screen
 printable sheet for the rest. Symbols a speech synthesiser reads badly (【】■, list
 numbers, URLs, parentheses) are left out; buttons become a spoken "请说出或点选".
 
-Everything here renders the channel-neutral :class:`bot.service.Reply`; nothing is
+Everything here renders the channel-neutral :class:`bot.answering.service.Reply`; nothing is
 retrieved or decided here.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from bot import answers
+from bot.answering import answers
+from bot.answering.service import Reply
 from bot.knowledge.model import FaqEntry, Guide
-from bot.service import Reply
 
 #: Materials, steps or candidates read aloud before "等N项".
 SPOKEN_ITEMS = 3

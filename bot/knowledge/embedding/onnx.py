@@ -22,7 +22,7 @@ What :func:`export` writes into ``out_dir`` (assembled next to it and renamed in
   quantised graph's cosine to the float graph on :data:`CHECK_TEXTS` (an export below
   :data:`MIN_COSINE` is refused and writes nothing).
 
-It is idempotent like ``bot.embedding.adapt``'s ``rebuild``: nothing is done when the folder
+It is idempotent like ``bot.knowledge.embedding.adapt``'s ``rebuild``: nothing is done when the folder
 was made from the same source (cheap check: the source manifest's hash, the source weights'
 size, the export version and settings, the size of every file written).
 
@@ -32,7 +32,7 @@ included, as sentence-transformers counts), run, mean-pool over the attention ma
 
 Command line::
 
-    python -m bot.embedding.onnx --model var/models/multilingual-e5-small-adapted \\
+    python -m bot.knowledge.embedding.onnx --model var/models/multilingual-e5-small-adapted \\
         --out var/models/multilingual-e5-small-adapted-onnx [--force]
 """
 
@@ -53,11 +53,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.embedding.files import publish_folder
 from bot.errors import BotError, ModelMissing
+from bot.knowledge.embedding.files import publish_folder
 
 if TYPE_CHECKING:
-    from bot.embedding.encoder import Kind
+    from bot.knowledge.embedding.encoder import Kind
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.settings import ROOT
 
     default_model = ROOT / "var" / "models" / "multilingual-e5-small-adapted"
-    parser = argparse.ArgumentParser(prog="python -m bot.embedding.onnx", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.knowledge.embedding.onnx", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=default_model,
                         help=f"sentence-transformers model folder (default {default_model})")
     parser.add_argument("--out", type=Path, help="ONNX folder to write (default: the model folder's name + -onnx)")

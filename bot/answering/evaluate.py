@@ -20,7 +20,7 @@ Baselines, computed in the same run over the same guides:
 A baseline has no built-in notion of "nothing fits", so its threshold is calibrated on the
 dev split (the best recognised-minus-lost) and then applied to the test split.
 
-The assistant decides "nothing fits" with the model of :mod:`bot.calibration`, which
+The assistant decides "nothing fits" with the model of :mod:`bot.answering.calibration`, which
 ``--fit-calibration`` (``make calibrate``) fits on the dev split and writes to
 ``GUIDE_CALIBRATION``. Nothing is ever fitted or tuned on the test split.
 """
@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from bot.answering.retrieval import names_of
 from bot.errors import BotError, KnowledgeError
 from bot.knowledge.model import FaqEntry, Guide, Record
-from bot.retrieval import names_of
+from bot.knowledge.text import normalize
 from bot.settings import ROOT, load_settings
-from bot.text import normalize
 
 DEFAULT_QUESTIONS = ROOT / "knowledge" / "eval" / "questions.jsonl"
 #: The labelled sets, by name (each with a frozen test split and a dev split to tune on).
@@ -253,10 +253,10 @@ def _rank_assistant(search: Callable[[str], object], questions: Sequence[Questio
 
 
 def fit_ranking(service: Any, dev: Sequence[Question], path: Path, folds: int = 5) -> dict[str, Any]:
-    """Fit the ranker on the dev questions' candidates (:func:`bot.ranking.fit_ranker`), save it and put
+    """Fit the ranker on the dev questions' candidates (:func:`bot.answering.ranking.fit_ranker`), save it and put
     it to use; report its cross-validated top-1 on dev beside the fixed blend's."""
-    from bot.ranking import RERANK_FITTED_ON, fit_ranker
-    from bot.retrieval import RERANK
+    from bot.answering.ranking import RERANK_FITTED_ON, fit_ranker
+    from bot.answering.retrieval import RERANK
 
     retriever = service.retriever
     retriever.ranker = None  # candidates and features as the fixed blend finds them
@@ -289,7 +289,7 @@ def fit_ranking(service: Any, dev: Sequence[Question], path: Path, folds: int = 
 
 def fit_calibration(service: Any, dev: Sequence[Question], path: Path) -> dict[str, Any]:
     """Fit the "nothing fits" model on the dev questions, save it, and put it to use in ``service``."""
-    from bot.calibration import fit_nothing_fits
+    from bot.answering.calibration import fit_nothing_fits
 
     results = [service.search(q.question) for q in dev]
     kept = [(q, r) for q, r in zip(dev, results, strict=True) if r.signals]
@@ -390,7 +390,7 @@ def load_sets(names: Sequence[str], known: set[str]) -> dict[str, list[Question]
 
 
 def run(names: Sequence[str], split: str, fit: bool = False) -> dict[str, Any]:
-    from bot.service import GuideService
+    from bot.answering.service import GuideService
 
     settings = load_settings()
     service = GuideService.from_settings(settings.with_(max_candidates=RANK_DEPTH))
@@ -470,7 +470,7 @@ def print_report(report: dict[str, Any], misses: int = 0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.answering.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(EVAL_SETS), help=f"comma-separated (default: {','.join(EVAL_SETS)})")
     parser.add_argument("--split", default="test", choices=("test", "dev"))
     parser.add_argument("--fit-calibration", action="store_true",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from bot.answering.lifeevents import EventPlan
 from bot.contract import MaterialLine, Section
 from bot.knowledge.model import FaqEntry, Guide, Material
-from bot.lifeevents import EventPlan
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 #: Canonical aspect names (the values of the Rasa ``aspect`` slot) and their Chinese labels.
 ASPECTS: dict[str, str] = {

@@ -1,6 +1,6 @@
 """The ``knowledge`` command: import, validate, index and search service guides.
 
-A thin layer over :mod:`bot.knowledge`, :mod:`bot.index` and :mod:`bot.retrieval`:
+A thin layer over :mod:`bot.knowledge`, :mod:`bot.knowledge.index` and :mod:`bot.answering.retrieval`:
 it parses flags, calls the library, and turns :class:`bot.errors.BotError` into one
 clear line on stderr with exit status 2 (1 means "ran, but found problems").
 
@@ -85,8 +85,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.embedding.encoder import make_encoder
-    from bot.index import build_index, read_manifest
+    from bot.knowledge.embedding.encoder import make_encoder
+    from bot.knowledge.index import build_index, read_manifest
 
     sources = (Path(args.source),) if args.source else settings.knowledge_roots
     out = Path(args.out) if args.out else settings.index_dir
@@ -125,8 +125,8 @@ def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     """Fit "nothing fits" for this knowledge base from its own records (no labelled questions needed)."""
-    from bot.selfcalibrate import EVERYDAY, everyday_questions, self_calibrate
-    from bot.service import GuideService
+    from bot.answering.selfcalibrate import EVERYDAY, everyday_questions, self_calibrate
+    from bot.answering.service import GuideService
 
     service = GuideService.from_settings(settings)
     retriever = service.retriever
@@ -144,7 +144,7 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.service import GuideService
+    from bot.answering.service import GuideService
 
     service = GuideService.from_settings(settings.with_(max_candidates=args.k))
     result = service.search(args.question)

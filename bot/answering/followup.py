@@ -24,9 +24,9 @@ from typing import Literal
 
 import numpy as np
 
-from bot.embedding.encoder import Encoder
+from bot.knowledge.embedding.encoder import Encoder
 from bot.knowledge.model import Guide, Material
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 Verdict = Literal["yes", "no", "partly"]
 
@@ -112,7 +112,7 @@ class FollowUp:
 
 
 def _material_text(material: Material) -> str:
-    from bot.answers import material_line
+    from bot.answering.answers import material_line
 
     return material_line(material)
 

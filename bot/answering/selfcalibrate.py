@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.calibration import MAX_LOST, NothingFits, fit_nothing_fits
+from bot.answering.calibration import MAX_LOST, NothingFits, fit_nothing_fits
 from bot.knowledge.model import Guide, Record
+from bot.knowledge.text import normalize
 from bot.settings import ROOT
-from bot.text import normalize
 
 EVERYDAY = ROOT / "knowledge" / "calibration" / "everyday.txt"
 #: At most this many records are sampled for pseudo-queries (enough for a stable fit, quick to run).

@@ -15,7 +15,7 @@ A calibration belongs to the knowledge base it was fitted on: the file records t
 knowledge fingerprint and the embedding model. Applied to another knowledge base (an office
 that imported its own region's guides) or another model, the retriever warns at start and falls
 back to the plain ``GUIDE_MIN_SCORE`` threshold, until the office calibrates its own
-(``knowledge calibrate``, :mod:`bot.selfcalibrate`, needs no hand-labelled questions).
+(``knowledge calibrate``, :mod:`bot.answering.selfcalibrate`, needs no hand-labelled questions).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: The signals, in order. ``bot.retrieval`` computes them for every search: the ranker's score of
+#: The signals, in order. ``bot.answering.retrieval`` computes them for every search: the ranker's score of
 #: the top candidate and its lead over the next, the top candidate's dense and lexical scores and
 #: how much of the query its names cover (and of its name the query covers, and the longest run of
 #: characters they share), the best lexical score anywhere, the question's length and whether it

@@ -11,7 +11,7 @@ say which texts belong together.
 What it trains on (never on an evaluation or calibration set): pairs ``(anchor, positive)``
 where the positive is one of the texts the index holds for a record (a guide's title or an FAQ
 entry's question — the "name" field — or its summary passage, exactly as
-:func:`bot.index.record_texts` builds them) and the anchor is another text of the same record.
+:func:`bot.knowledge.index.record_texts` builds them) and the anchor is another text of the same record.
 For a guide:
 
 * ``keyword``: salient 2-6 character pieces of the title, alone or followed by the title's
@@ -42,7 +42,7 @@ Loss: MultipleNegativesRankingLoss (cosine x 20, cross-entropy over the batch's 
 and hard negatives), as in sentence-transformers, plus that mask. Prefixes are the
 encoder's: anchors "query: ", positives and negatives "query: " for names and "passage: "
 for passages, exactly as the index encodes them, and texts are cut at the same
-``GUIDE_MAX_TOKENS`` (64 by default) as :class:`bot.embedding.encoder.SentenceTransformerEncoder`.
+``GUIDE_MAX_TOKENS`` (64 by default) as :class:`bot.knowledge.embedding.encoder.SentenceTransformerEncoder`.
 
 Why it is cheap: the embedding matrix and the lower layers stay frozen, only the top
 ``layers`` transformer layers train. The frozen part's output for every training text is
@@ -63,9 +63,9 @@ Outputs:
 
 Command line::
 
-    python -m bot.embedding.adapt train    # pairs -> cache -> train -> part -> model
-    python -m bot.embedding.adapt rebuild  # model from base + committed part (idempotent)
-    python -m bot.embedding.adapt pairs    # print a sample of the training pairs
+    python -m bot.knowledge.embedding.adapt train    # pairs -> cache -> train -> part -> model
+    python -m bot.knowledge.embedding.adapt rebuild  # model from base + committed part (idempotent)
+    python -m bot.knowledge.embedding.adapt pairs    # print a sample of the training pairs
 """
 
 from __future__ import annotations
@@ -92,16 +92,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.embedding.files import publish_folder
 from bot.errors import BotError, ModelMissing
+from bot.knowledge.embedding.files import publish_folder
 from bot.knowledge.model import FaqEntry, Guide, Record
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 if TYPE_CHECKING:
     import torch
 
-    from bot.embedding.encoder import Kind
     from bot.knowledge.base import KnowledgeBase
+    from bot.knowledge.embedding.encoder import Kind
 
 log = logging.getLogger(__name__)
 
@@ -363,14 +363,14 @@ class Catalogue:
     """The records as the pair builder sees them: names and passages as indexed, siblings, equivalents.
 
     A record's *name* is a guide's title or an FAQ entry's question, its *passage* the summary the
-    index encodes with "passage: " — both exactly as :func:`bot.index.record_texts` makes them.
+    index encodes with "passage: " — both exactly as :func:`bot.knowledge.index.record_texts` makes them.
     Siblings (hard-negative candidates) are the most similar names among records of the same
     kind; guides and FAQ entries are compared separately, so adding FAQ entries leaves the
     guides' siblings as they were.
     """
 
     def __init__(self, records: Sequence[Record]) -> None:
-        from bot.index import record_texts
+        from bot.knowledge.index import record_texts
 
         self.records: list[Record] = list(records)
         self.is_faq = [isinstance(r, FaqEntry) for r in self.records]
@@ -1050,7 +1050,8 @@ def read_part(part_dir: Path) -> dict[str, Any]:
     try:
         manifest = dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise ModelMissing(f"{part_dir}: no adaptation here; run `python -m bot.embedding.adapt train`") from None
+        raise ModelMissing(f"{part_dir}: no adaptation here; run `make adapt` "
+                           "(python -m bot.knowledge.embedding.adapt train)") from None
     except ValueError as exc:
         raise ModelMissing(f"{path}: unreadable ({exc})") from None
     if manifest.get("adapter_version") != ADAPTER_VERSION:
@@ -1117,7 +1118,7 @@ def rebuild(base_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = Fals
         raise ModelMissing(
             f"{base_dir}: not the base model the adaptation in {part_dir} was trained on "
             f"(weights {base['weights_sha256'][:12]}, expected {part['base']['weights_sha256'][:12]}); "
-            f"run `make model`, or retrain with `python -m bot.embedding.adapt train`"
+            f"run `make model`, or retrain with `python -m bot.knowledge.embedding.adapt train`"
         )
     tensors = _load_tensors(base_dir / BASE_WEIGHTS)
     layers = _load_tensors(part_dir / part["file"])
@@ -1147,7 +1148,7 @@ def rebuild(base_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = Fals
             "prompts": base_meta.get("prompts", PROMPTS),
             "adapter_version": ADAPTER_VERSION,
             "base": base,
-            # What bot.index records in the index manifest. No assembly time stamp: a rebuild
+            # What bot.knowledge.index records in the index manifest. No assembly time stamp: a rebuild
             # anywhere writes the same bytes.
             "adaptation": {k: part[k] for k in ("sha256", "layers", "seed", "training_data", "steps", "trained_at")},
             "files": {str(p.relative_to(scratch)): p.stat().st_size
@@ -1217,7 +1218,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = _defaults()
     base, knowledge, part, out = defaults.base, defaults.knowledge, defaults.part, defaults.out
     where = ", ".join(map(str, knowledge))
-    parser = argparse.ArgumentParser(prog="python -m bot.embedding.adapt", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.knowledge.embedding.adapt",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, default=base, help=f"base model folder (default {base})")
     parser.add_argument("--part", type=Path, default=part, help=f"the adapted part's folder (default {part})")
     parser.add_argument("--out", type=Path, default=out, help=f"adapted model folder (default {out})")

@@ -1,9 +1,9 @@
 """Turning text into vectors.
 
 :class:`Encoder` is the one interface retrieval depends on. The real one wraps a
-sentence-transformers model folder prepared offline (``bot.embedding.convert``); it is
+sentence-transformers model folder prepared offline (``bot.knowledge.embedding.convert``); it is
 loaded when constructed, so callers decide when the cost is paid (the action server pays
-it at start-up, never on a citizen's first question). :class:`bot.embedding.onnx.OnnxEncoder`
+it at start-up, never on a citizen's first question). :class:`bot.knowledge.embedding.onnx.OnnxEncoder`
 runs the same model exported to ONNX and quantised to int8 (``make onnx-model``), several
 times faster per question and without torch. :func:`make_encoder` picks one of the two and
 wraps it in :class:`CachedEncoder`, which answers a question asked before from memory.
@@ -60,7 +60,7 @@ class SentenceTransformerEncoder:
         manifest = model_dir / "manifest.json"
         meta = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
         self.name = str(meta.get("model") or meta.get("name") or model_dir.name)
-        #: The domain adaptation that made this model (bot.embedding.adapt), recorded in the index manifest.
+        #: The domain adaptation that made this model (bot.knowledge.embedding.adapt), recorded in the index manifest.
         self.adaptation: dict[str, object] | None = meta.get("adaptation")
         model = self._model
         dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -160,7 +160,7 @@ def make_encoder(
 
     ``torch``: :class:`SentenceTransformerEncoder` over the sentence-transformers folder ``model_dir``
     (torch's own thread count is left as the process set it: ``OMP_NUM_THREADS``).
-    ``onnx``: :class:`bot.embedding.onnx.OnnxEncoder` over its ONNX export; ``model_dir`` may be the
+    ``onnx``: :class:`bot.knowledge.embedding.onnx.OnnxEncoder` over its ONNX export; ``model_dir`` may be the
     export itself or the source folder, whose export is then looked for next to it as
     ``<name>-onnx`` (``make onnx-model``). ``threads`` is ONNX Runtime's intra-op thread count.
     """
@@ -169,7 +169,7 @@ def make_encoder(
     if backend == "torch":
         inner = SentenceTransformerEncoder(model_dir, max_tokens)
     elif backend == "onnx":
-        from bot.embedding.onnx import MODEL_FILE, OnnxEncoder
+        from bot.knowledge.embedding.onnx import MODEL_FILE, OnnxEncoder
 
         exported = (model_dir / MODEL_FILE).is_file() or not (model_dir / "modules.json").is_file()
         onnx_dir = model_dir if exported else model_dir.with_name(model_dir.name + "-onnx")

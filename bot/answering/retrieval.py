@@ -3,14 +3,14 @@
 Candidates come from two sides: the dense side (the e5 embedding of the question against every
 record's vectors) finds paraphrases; a character n-gram TF-IDF over names and aliases rescues
 exact terms the embedding blurs (证件 names, 公积金, item codes). Each candidate is then described
-by a few features and ordered by the learned ranker of :mod:`bot.ranking`. A region or office the
+by a few features and ordered by the learned ranker of :mod:`bot.answering.ranking`. A region or office the
 citizen names ("在广州", "公安局") drops records tied to another place and counts for those of that
-place or office (:mod:`bot.scope`). Then one of three outcomes:
+place or office (:mod:`bot.answering.scope`). Then one of three outcomes:
 
 * ``clear``: answer the best record;
 * ``ambiguous``: the top candidates are too close to call — offer them as buttons;
 * ``none``: nothing fits — say so and give the next step (phone, window). This is decided
-  by the calibrated model of :mod:`bot.calibration` when one fits this knowledge base and
+  by the calibrated model of :mod:`bot.answering.calibration` when one fits this knowledge base and
   model, otherwise by the ``GUIDE_MIN_SCORE`` threshold.
 """
 
@@ -26,15 +26,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bot.calibration import NothingFits
-from bot.embedding.encoder import Encoder
-from bot.index import FIELDS, LoadedIndex
+from bot.answering.calibration import NothingFits
+from bot.answering.ranking import HOW_TO, SHORT_QUERY, YES_NO, Ranker, fallback_score, features
+from bot.answering.scope import Mentions, Scope
+from bot.knowledge.embedding.encoder import Encoder
+from bot.knowledge.index import FIELDS, LoadedIndex
 from bot.knowledge.model import FaqEntry, Guide, Record
-from bot.ranking import HOW_TO, SHORT_QUERY, YES_NO, Ranker, fallback_score, features
-from bot.scope import Mentions, Scope
+from bot.knowledge.synonyms import Synonyms
+from bot.knowledge.text import has_content, normalize
 from bot.settings import Settings
-from bot.synonyms import Synonyms
-from bot.text import has_content, normalize
 
 Status = Literal["clear", "ambiguous", "none", "empty"]
 
@@ -69,7 +69,7 @@ class SearchResult:
     status: Status
     matches: list[Match] = field(default_factory=list)
     seconds: float = 0.0
-    #: The signals the "nothing fits" decision saw (see ``bot.calibration.FEATURES``).
+    #: The signals the "nothing fits" decision saw (see ``bot.answering.calibration.FEATURES``).
     signals: dict[str, float] = field(default_factory=dict)
     #: P(nothing fits) from the calibrated model, when one is in use.
     p_none: float | None = None
@@ -155,7 +155,7 @@ class Retriever:
         #: For an FAQ entry, the item it belongs to (its first related id); "" for guides.
         self._item_of = [r.related[0] if isinstance(r, FaqEntry) and r.related else "" for r in index.records]
         self.synonyms = Synonyms.load(settings.synonyms)
-        from bot.entities import EntityFinder
+        from bot.knowledge.entities import EntityFinder
 
         self.entities = (EntityFinder.load(index.directory, index.records) if index.directory is not None
                          else EntityFinder.from_records(index.records))
@@ -253,7 +253,7 @@ class Retriever:
 
     def _signals(self, query: str, scored: list[tuple[float, int, dict[str, float]]], lexical_max: float
                  ) -> dict[str, float]:
-        """The inputs of the "nothing fits" decision (names in ``bot.calibration.FEATURES``)."""
+        """The inputs of the "nothing fits" decision (names in ``bot.answering.calibration.FEATURES``)."""
         if not scored:
             return {}
         top_score, _, top = scored[0]

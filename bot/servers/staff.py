@@ -1,6 +1,6 @@
 """The staff server: an HTTP API and a web page for the window's tickets (台账).
 
-    python -m bot.staff            # http://127.0.0.1:5056/staff
+    python -m bot.servers.staff            # http://127.0.0.1:5056/staff
 
 Every ``/api`` call needs ``Authorization: Bearer <token>`` with a token from
 ``STAFF_TOKENS``; the staff member's name recorded in the ledger is the token's name, never
@@ -34,13 +34,13 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.privacy import install_log_masking, mask_phone
-from bot.reports import report
+from bot.servers.reports import report
 from bot.settings import Settings, load_settings
 from bot.tickets import open_store
 from bot.tickets.model import CATEGORIES, SOURCES, STATUSES, TRIAGE, Ticket
 from bot.tickets.store import TicketError, TicketFilter, TicketStore, TicketStoreUnavailable
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 MAX_BODY = 64 * 1024
 #: Sent with every answer of the staff server.
 SECURITY_HEADERS = {
@@ -219,7 +219,7 @@ def _titles(settings: Settings) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.staff", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.servers.staff", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int)
     parser.add_argument("--host")
     args = parser.parse_args(argv)

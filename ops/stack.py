@@ -179,7 +179,7 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
     env.update(extra_env or {})
     action_url = f"http://127.0.0.1:{action_port}"
     rasa_url = f"http://127.0.0.1:{rasa_port}"
-    actions = Process("action server", [str(ACTION_PY), "-m", "bot.action_server"],
+    actions = Process("action server", [str(ACTION_PY), "-m", "bot.servers.action_server"],
                       {**env_for("actions", env), **threads_for("actions", env)},
                       data / "actions.log", lambda: _ok(f"{action_url}/health"))
     rasa = Process("Rasa server", rasa_command(rasa_port, ROOT / "endpoints.yml", env.get("RASA_API_TOKEN", "")),

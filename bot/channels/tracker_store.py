@@ -3,7 +3,7 @@
 Loaded by the **Rasa server** (its own venv) from ``endpoints.yml``::
 
     tracker_store:
-      type: bot.masking_tracker_store.MaskingSQLTrackerStore
+      type: bot.channels.tracker_store.MaskingSQLTrackerStore
 
 Every string inside every event (the citizen's text, parse data, entity and slot values, bot
 texts) passes through :func:`bot.privacy.mask_text` on its way to the database, so the

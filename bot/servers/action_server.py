@@ -27,9 +27,9 @@ import time
 from html import escape
 from typing import Any
 
+from bot.answering.service import GuideService, install_service
 from bot.errors import BotError, ConfigError
 from bot.privacy import install_log_masking
-from bot.service import GuideService, install_service
 from bot.settings import load_settings
 
 
@@ -88,7 +88,7 @@ def create_action_app(service: GuideService, secret: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.action_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bot.servers.action_server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, help="port (default: ACTION_PORT)")
     parser.add_argument("--host", help="interface (default: ACTION_HOST)")
     args = parser.parse_args(argv)

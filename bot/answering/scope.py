@@ -14,22 +14,18 @@ items) stay, because they apply everywhere below them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.entities import place_names, region_parts
+from bot.knowledge.entities import department_stems, region_parts
 from bot.knowledge.model import Record
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 if TYPE_CHECKING:
-    from bot.entities import EntityFinder
+    from bot.knowledge.entities import EntityFinder
 
-_DEPT_SUFFIX = re.compile(r"(管理局|管理所|管理部门|委员会|办公室|总局|局|厅|所|处|委|中心|部门|机关|机构)$")
-_BRACKETS = re.compile(r"[(（][^)）]*[)）]")
 #: Names too generic to say anything about which guide is meant.
-_IGNORED = {"人民政府", "政府", "有限责任公司", "研究", "协会", "学会"}
 
 
 @dataclass(frozen=True)
@@ -43,39 +39,12 @@ class Mentions:
         return bool(self.regions or self.departments)
 
 
-def department_stems(name: str, regions: Iterable[str] = ()) -> set[str]:
-    """The distinctive part of a department name: 广州市公安局 -> {公安}; 广东省人力资源和社会保障厅 ->
-    {人力资源和社会保障}; 公安机关交通管理部门（车辆管理所） -> {公安, 公安机关交通, 车辆}."""
-    text = normalize(name, limit=0)
-    pieces = [_BRACKETS.sub("", text), *re.findall(r"[(（]([^)）]*)[)）]", text)]
-    prefixes = sorted({p for r in regions for part in region_parts(r) for p in place_names(part)},
-                      key=len, reverse=True)
-    stems: set[str] = set()
-    for piece in pieces:
-        for chunk in re.split(r"[、，,；;]", piece):
-            stem = chunk.strip()
-            changed = True
-            while changed:
-                changed = False
-                for prefix in (*prefixes, "国家税务总局", "县级人民政府", "县级以上", "县级", "县区", "中共"):
-                    if stem.startswith(prefix) and len(stem) > len(prefix) + 1:
-                        stem, changed = stem[len(prefix):], True
-                stripped = _DEPT_SUFFIX.sub("", stem)
-                if stripped != stem and len(stripped) >= 2:
-                    stem, changed = stripped, True
-            if len(stem) >= 2 and stem not in _IGNORED and len(stem) <= 12:
-                stems.add(stem)
-                if stem.startswith("公安") and stem != "公安":
-                    stems.add("公安")
-    return stems
-
-
 class Scope:
     """Place and office names known to a knowledge base, and how guides relate to them. The names in a
-    question are found by :class:`bot.entities.EntityFinder` (spaCy over the knowledge base's names)."""
+    question are found by :class:`bot.knowledge.entities.EntityFinder` (spaCy over the knowledge base's names)."""
 
     def __init__(self, guides: Sequence[Record], finder: EntityFinder | None = None) -> None:
-        from bot.entities import EntityFinder
+        from bot.knowledge.entities import EntityFinder
 
         # Sample items stand for "wherever this is deployed": they never belong to a region.
         own = [None if g.sample else g.region for g in guides]

@@ -2,12 +2,12 @@
 
 It turns a question into a channel-neutral :class:`Reply`: what kind of answer it is, the
 guides it is about, the aspect asked, buttons, and the rich text for chat channels. Other
-channels render the same reply their own way (:mod:`bot.speech` for the kiosk's voice,
-:mod:`bot.sheet` for the printable one-time-notification sheet). Actions stay glue: read
+channels render the same reply their own way (:mod:`bot.answering.speech` for the kiosk's voice,
+:mod:`bot.answering.sheet` for the printable one-time-notification sheet). Actions stay glue: read
 slots, call one method here, send the reply.
 
 :func:`get_service` is the one process-wide accessor. The model and index are loaded on
-its first call — the action server makes that call at start-up (``bot.action_server``),
+its first call — the action server makes that call at start-up (``bot.servers.action_server``),
 so no citizen waits for it, and merely importing ``actions`` stays cheap.
 """
 
@@ -19,17 +19,17 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot import answers, followup
+from bot.answering import answers, followup
+from bot.answering.followup import FollowUps
+from bot.answering.lifeevents import LifeEvents
+from bot.answering.retrieval import Retriever, SearchResult
 from bot.contract import Answer, ButtonSpec, ItemRef
-from bot.embedding.encoder import Encoder, make_encoder
-from bot.followup import FollowUps
-from bot.index import LoadedIndex, read_manifest
+from bot.knowledge.embedding.encoder import Encoder, make_encoder
+from bot.knowledge.index import LoadedIndex, read_manifest
 from bot.knowledge.model import FaqEntry, Guide, Record
+from bot.knowledge.text import has_content, normalize
 from bot.lazy import Lazy
-from bot.lifeevents import LifeEvents
-from bot.retrieval import Retriever, SearchResult
-from bot.settings import Settings, load_settings
-from bot.text import has_content, normalize
+from bot.settings import Settings, get_settings
 
 Kind = Literal[
     "notification", "aspect", "faq", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic",
@@ -200,7 +200,7 @@ class GuideService:
 
     def sheet_html(self, guide_id: str) -> str | None:
         """The printable sheet of an item, or None for an unknown id."""
-        from bot.sheet import render_sheet
+        from bot.answering.sheet import render_sheet
 
         guide = self.guide(guide_id)
         if guide is None:
@@ -329,7 +329,7 @@ class GuideService:
 
     def to_answer(self, reply: Reply) -> Answer:
         """The reply as the contract every channel reads (:mod:`bot.contract`): built here, once."""
-        from bot.speech import speak
+        from bot.answering.speech import speak
 
         labels = answers.button_labels(reply.guides) if reply.guides else []
         items = tuple(ItemRef(r.id, r.title if isinstance(r, Guide) else r.question, label,
@@ -516,7 +516,7 @@ class GuideService:
 
 
 def _load() -> GuideService:
-    return GuideService.from_settings(load_settings())
+    return GuideService.from_settings(get_settings())
 
 
 _service: Lazy[GuideService] = Lazy(_load)

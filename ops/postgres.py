@@ -1,5 +1,5 @@
 """A PostgreSQL server from Debian's package, on loopback: for the scaled deployment
-(``bot.scaled``) and for tests that need a real database they can stop and start."""
+(``ops.scaled``) and for tests that need a real database they can stop and start."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.stack import free_port
+from ops.stack import free_port
 
 STARTUP_SECONDS = 300.0
 

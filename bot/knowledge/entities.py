@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.knowledge.model import Guide, Record
-from bot.text import normalize
+from bot.knowledge.text import normalize
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ FILE = "entities.jsonl"
 
 _LEVEL = re.compile(r"(特别行政区|自治州|自治区|地区|街道|省|市|盟|县|区|镇)$")
 _BRACKETS = re.compile(r"[(（][^)）]*[)）]")
+#: How department names end (stripped to find their distinctive stem) and stems too generic to count.
+_DEPT_SUFFIX = re.compile(r"(管理局|管理所|管理部门|委员会|办公室|总局|局|厅|所|处|委|中心|部门|机关|机构)$")
+_DEPT_IGNORED = {"人民政府", "政府", "有限责任公司", "研究", "协会", "学会"}
 _DEPT_SUFFIXES = ("局", "厅", "所", "处", "委", "部", "部门", "机关", "中心", "办")
 #: Names too short or too common to mean anything on their own.
 _MIN_CHARS = 2
@@ -69,6 +72,33 @@ def place_names(part: str) -> set[str]:
     return names
 
 
+def department_stems(name: str, regions: Iterable[str] = ()) -> set[str]:
+    """The distinctive part of a department name: 广州市公安局 -> {公安}; 广东省人力资源和社会保障厅 ->
+    {人力资源和社会保障}; 公安机关交通管理部门（车辆管理所） -> {公安, 公安机关交通, 车辆}."""
+    text = normalize(name, limit=0)
+    pieces = [_BRACKETS.sub("", text), *re.findall(r"[(（]([^)）]*)[)）]", text)]
+    prefixes = sorted({p for r in regions for part in region_parts(r) for p in place_names(part)},
+                      key=len, reverse=True)
+    stems: set[str] = set()
+    for piece in pieces:
+        for chunk in re.split(r"[、，,；;]", piece):
+            stem = chunk.strip()
+            changed = True
+            while changed:
+                changed = False
+                for prefix in (*prefixes, "国家税务总局", "县级人民政府", "县级以上", "县级", "县区", "中共"):
+                    if stem.startswith(prefix) and len(stem) > len(prefix) + 1:
+                        stem, changed = stem[len(prefix):], True
+                stripped = _DEPT_SUFFIX.sub("", stem)
+                if stripped != stem and len(stripped) >= 2:
+                    stem, changed = stripped, True
+            if len(stem) >= 2 and stem not in _DEPT_IGNORED and len(stem) <= 12:
+                stems.add(stem)
+                if stem.startswith("公安") and stem != "公安":
+                    stems.add("公安")
+    return stems
+
+
 def _item_names(guide: Guide, prefixes: Sequence[str]) -> set[str]:
     title = normalize(guide.title, limit=0)
     names = {title, _BRACKETS.sub("", title)}
@@ -81,8 +111,6 @@ def _item_names(guide: Guide, prefixes: Sequence[str]) -> set[str]:
 
 def patterns(records: Iterable[Record]) -> list[dict[str, Any]]:
     """Every name of the knowledge base with its label and what it stands for."""
-    from bot.scope import department_stems
-
     records = list(records)
     guides = [r for r in records if isinstance(r, Guide)]
     regions = {g.region for g in guides if g.region and not g.sample}

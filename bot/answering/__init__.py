@@ -1,0 +1,1 @@
+"""Answering: retrieval over the knowledge base, the decisions and the words of every answer."""

@@ -1,0 +1,1 @@
+"""The processes bot/ runs as: the action server, the staff server and the command line."""
