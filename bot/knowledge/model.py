@@ -19,6 +19,7 @@ hold both.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -177,31 +178,42 @@ def guide_from_dict(data: Any) -> Guide:
     unknown = sorted(set(data) - KNOWN)
     if unknown:
         raise GuideFormatError(f"unknown field(s) {', '.join(unknown)}; known fields: see bot/knowledge/model.py")
-    for required in ("id", "title"):
-        value = data.get(required)
+    return Guide(**_checked(data, ("id", "title"), lists=LIST_FIELDS, ints=INT_FIELDS, bools=BOOL_FIELDS,
+                            texts=STR_FIELDS, special={"materials": _materials}))
+
+
+def _checked(
+    data: dict[str, Any], required: tuple[str, ...], *, lists: Collection[str], ints: Collection[str] = (),
+    bools: Collection[str] = (), texts: Collection[str] | None = None,
+    special: dict[str, Callable[[Any], Any]] | None = None,
+) -> dict[str, Any]:
+    """The record's fields, each checked for its type (``texts`` None: every other field is text), or
+    GuideFormatError naming the field. Shared by guides and FAQ entries."""
+    for name in required:
+        value = data.get(name)
         if not isinstance(value, str) or not value.strip():
-            raise GuideFormatError(f"field '{required}' is missing or empty")
+            raise GuideFormatError(f"field '{name}' is missing or empty")
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         if value is None:
             continue
-        if name in LIST_FIELDS:
+        if name in lists:
             kwargs[name] = _str_list(name, value)
-        elif name in INT_FIELDS:
+        elif name in ints:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise GuideFormatError(f"field '{name}' must be a whole number >= 0, got {value!r}")
             kwargs[name] = value
-        elif name in BOOL_FIELDS:
+        elif name in bools:
             if not isinstance(value, bool):
                 raise GuideFormatError(f"field '{name}' must be true or false, got {value!r}")
             kwargs[name] = value
-        elif name in STR_FIELDS:
+        elif special and name in special:
+            kwargs[name] = special[name](value)
+        elif texts is None or name in texts:
             if not isinstance(value, str):
                 raise GuideFormatError(f"field '{name}' must be text, got {value!r}")
             kwargs[name] = value.strip()
-        elif name == "materials":
-            kwargs[name] = _materials(value)
-    return Guide(**kwargs)
+    return kwargs
 
 
 def _str_list(name: str, value: Any) -> tuple[str, ...]:
@@ -309,25 +321,7 @@ def faq_from_dict(data: Any) -> FaqEntry:
     unknown = sorted(set(data) - FAQ_KNOWN)
     if unknown:
         raise GuideFormatError(f"unknown FAQ field(s) {', '.join(unknown)}; known: {', '.join(sorted(FAQ_KNOWN))}")
-    for required in ("id", "question", "answer"):
-        value = data.get(required)
-        if not isinstance(value, str) or not value.strip():
-            raise GuideFormatError(f"field '{required}' is missing or empty")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        if value is None:
-            continue
-        if name in FAQ_LIST_FIELDS:
-            kwargs[name] = _str_list(name, value)
-        elif name == "sample":
-            if not isinstance(value, bool):
-                raise GuideFormatError(f"field 'sample' must be true or false, got {value!r}")
-            kwargs[name] = value
-        else:
-            if not isinstance(value, str):
-                raise GuideFormatError(f"field '{name}' must be text, got {value!r}")
-            kwargs[name] = value.strip()
-    return FaqEntry(**kwargs)
+    return FaqEntry(**_checked(data, ("id", "question", "answer"), lists=FAQ_LIST_FIELDS, bools=("sample",)))
 
 
 #: Anything the knowledge base answers with.
