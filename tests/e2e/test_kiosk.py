@@ -166,6 +166,11 @@ def test_a_notification_has_a_print_button_for_its_sheet(servers: Stack, kiosk: 
     assert button.get_attribute("data-sheet-url") == f"{servers.action_url}/sheets/sample-id-card-renew"
     assert button.get_attribute("data-print-url") == "sheet/sample-id-card-renew"
     assert "居民身份证换领" in answers(kiosk)[0].text
+    # The notification is a card from the reply contract: sections, materials as a checklist.
+    headings = [h.text for h in kiosk.find_elements("css selector", ".msg.bot .card-section h3")]
+    assert "申请材料" in headings and "收费标准" in headings
+    rows = [r.text for r in kiosk.find_elements("css selector", ".msg.bot .checklist .material")]
+    assert any("原居民身份证" in r and "原件" in r for r in rows), rows
     shot(kiosk, "kiosk-notification")
 
     js(kiosk, "window.printed = 0; window.kioskPrint = function (w) { window.printed += 1; "

@@ -107,6 +107,50 @@
     return print;
   }
 
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  /* The item, then each section; the materials as a checklist: what to bring, original or copy, how
+     many, and whether it may be handed in later (容缺) or replaced by a written promise (承诺). */
+  function notificationCard(title, sections) {
+    var card = el("div", "card");
+    if (typeof title === "string" && title) card.appendChild(el("h2", "card-title", title));
+    sections.forEach(function (section) {
+      if (!section || typeof section.heading !== "string") return;
+      var part = el("section", "card-section");
+      part.appendChild(el("h3", "", section.heading));
+      var materials = Array.isArray(section.materials) ? section.materials : [];
+      var list = el("ul", materials.length ? "checklist" : "lines");
+      if (materials.length) {
+        materials.forEach(function (m) {
+          if (!m || typeof m.name !== "string") return;
+          var row = el("li", "material");
+          row.appendChild(el("span", "box", "☐"));
+          row.appendChild(el("span", "name", m.name));
+          var facts = [];
+          if (typeof m.form === "string" && m.form) facts.push(m.form);
+          if (typeof m.copies === "number" && m.copies > 0) facts.push(m.copies + "份");
+          if (m.required === false) facts.push("特定情形需要");
+          if (facts.length) row.appendChild(el("span", "form", facts.join(" · ")));
+          if (m.deferrable === true) row.appendChild(el("span", "flag", "可容缺后补"));
+          if (m.promise_ok === true) row.appendChild(el("span", "flag", "可承诺代替"));
+          list.appendChild(row);
+        });
+      } else {
+        (Array.isArray(section.lines) ? section.lines : []).forEach(function (line) {
+          if (typeof line === "string") list.appendChild(el("li", "", line));
+        });
+      }
+      part.appendChild(list);
+      card.appendChild(part);
+    });
+    return card;
+  }
+
   function addAnswer(message) {
     var node = addMessage("bot", "");
     if (message.kind) node.dataset.kind = message.kind;
@@ -116,10 +160,15 @@
       top.appendChild(printButton(message));
       node.appendChild(top);
     }
-    var body = document.createElement("div");
-    body.className = "text";
-    body.textContent = message.text || "";
-    node.appendChild(body);
+    var sections = Array.isArray(message.sections) ? message.sections : [];
+    if (sections.length) {  // a notification as a card (bot/contract.py), not one wall of text
+      node.appendChild(notificationCard(message.title, sections));
+    } else {
+      var body = document.createElement("div");
+      body.className = "text";
+      body.textContent = message.text || "";
+      node.appendChild(body);
+    }
     var buttons = (message.buttons || []).filter(function (b) { return b && b.title; });
     if (buttons.length) {
       var row = document.createElement("div");
