@@ -331,6 +331,12 @@ def test_the_mini_program_page_against_the_real_servers(servers, tmp_path):
     assert users == ["身份证过期了怎么办", result["steps"]["choice"]["title"], "那要多少钱？"]  # titles, not payloads
     bot_text = "\n".join(i.get("text", "") for i in items if i["role"] == "bot")
     assert "居民身份证换领" in bot_text and "收费标准" in bot_text
+    # The notification is drawn as a card with sections and the materials as a checklist (reply contract).
+    (notice,) = [i for i in items if i["kind"] == "notice"][:1]
+    headings = [section["heading"] for section in notice["sections"]]
+    assert "申请材料" in headings and "收费标准" in headings
+    materials = [m for section in notice["sections"] for m in section["materials"]]
+    assert any(m["name"].startswith("原居民身份证") and "原件" in m["facts"] for m in materials), materials
     cards = [i for i in items if i["kind"] == "card"]
     assert cards and "居民身份证换领" in cards[0]["title"] and result["clipboard"] == cards[0]["sheetUrl"]
     assert not [i for i in items if i["kind"] == "error"], items

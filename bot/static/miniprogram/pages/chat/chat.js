@@ -65,10 +65,32 @@ Page({
   show(m) {
     if (m.type === "text" && (m.text || (m.buttons && m.buttons.length))) {
       this.add({ role: "bot", kind: "text", text: m.text, buttons: m.buttons || [], links: m.links || [] });
+    } else if (m.type === "card" && Array.isArray(m.sections) && m.sections.length) {
+      // 一次性告知：把刚收到的长文字换成分栏卡片（材料做成核对清单），文字仍保留供复制。
+      this.noticeCard(m);
+      if (m.sheet_url) this.add({ role: "bot", kind: "card", title: m.title, sheetUrl: m.sheet_url });
     } else if (m.type === "card" && m.sheet_url) {
       this.add({ role: "bot", kind: "card", title: m.title, sheetUrl: m.sheet_url });
     }
     // 其他类型（如供语音播报的 speech）由别的终端使用，这里不显示。
+  },
+
+  noticeCard(m) {
+    const items = this.data.items.slice();
+    const last = items[items.length - 1];
+    if (!last || last.role !== "bot" || last.kind !== "text") return;
+    const sections = m.sections.filter((s) => s && typeof s.heading === "string").map((s) => ({
+      heading: s.heading,
+      lines: (s.lines || []).filter((l) => typeof l === "string"),
+      materials: (s.materials || []).filter((x) => x && typeof x.name === "string").map((x) => ({
+        name: x.name,
+        facts: [x.form, x.copies ? x.copies + "份" : "", x.required === false ? "特定情形需要" : ""]
+          .filter(Boolean).join(" · "),
+        later: x.deferrable === true, promise: x.promise_ok === true,
+      })),
+    }));
+    items[items.length - 1] = Object.assign({}, last, { kind: "notice", title: m.title, sections });
+    this.setData({ items });
   },
 
   // 小程序不能直接打开外部网页：复制链接，市民可在浏览器中打开、打印。
