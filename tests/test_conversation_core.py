@@ -174,3 +174,11 @@ def test_a_complaint_about_a_real_item_gets_the_item_and_the_way_to_a_person(ser
 def test_impossible_request_is_nothing_fits(service):
     reply = service.respond("怎么给我家的猫办身份证", "ask_item")
     assert reply is not None and reply.kind == "not_found" and reply.guide_id is None
+
+
+@pytest.mark.parametrize("intent", ["out_of_scope", "ask_aspect"])
+def test_a_thing_pointed_at_is_not_a_follow_up_about_the_item(service, intent):
+    reply = service.respond("这件衣服多少钱", intent, current_id="sample-id-card-renew", aspect="fee")
+    assert reply is None or (reply.kind in ("off_topic", "not_found") and "20元" not in reply.text)
+    about = service.respond("这个证要多少钱", "ask_aspect", current_id="sample-id-card-renew", aspect="fee")
+    assert about is not None and "20元" in about.text

@@ -151,6 +151,11 @@ _WANTS_A_PERSON = re.compile(
 )
 #: ... unless it asks what such a thing is ("办不成事反映窗口是干啥的").
 _ASKS_ABOUT = re.compile(r"是干啥|是什么|干什么的|干嘛的|什么意思|怎么用|在哪|哪里")
+#: "这件衣服", "这个手机": a thing pointed at, which a follow-up must be about the item to be one.
+_THIS_THING = re.compile(
+    r"这(?:件|个|条|双|台|辆|部|套|把|瓶|杯|张|块)(?!多少|要|能|可以|怎么|在|是|吗|呢)"
+    r"([\u4e00-\u9fff]{1,4}?)(?:多少|要|能|可以|怎么|在|是|吗|呢|$)"
+)
 #: Words before a name that make it something to bring, not another item to do.
 _BRINGS = re.compile(r"带|交|提供|开|准备|拿|复印")
 
@@ -378,6 +383,9 @@ class GuideService:
         question with a clear cue of what it asks, is answered."""
         if followup.DEFERRAL.search(text):
             return self.answer_deferral(guide, text)
+        thing = _THIS_THING.search(normalize(text, limit=0))
+        if thing and not self._about(thing.group(1), guide):
+            return None  # "这件衣服多少钱" right after an identity-card answer: about something else
         found = self.follow_ups.answer(guide, text)
         cue = bool(followup.first_cue_kinds(text))
         asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
