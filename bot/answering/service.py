@@ -381,22 +381,26 @@ class GuideService:
         Returns None when the question is not a follow-up the guide can answer or decline: with
         ``strict`` (the NLU took the message for small talk) only a passage that fits well, or a
         question with a clear cue of what it asks, is answered."""
+        return self._follow_up(guide, text, strict=strict)[0]
+
+    def _follow_up(self, guide: Guide, text: str, *, strict: bool) -> tuple[Reply | None, followup.FollowUp | None]:
+        """:meth:`follow_up`, with the passage search's result when it ran (the caller weighs its score)."""
         if followup.DEFERRAL.search(text):
-            return self.answer_deferral(guide, text)
+            return self.answer_deferral(guide, text), None
         thing = _THIS_THING.search(normalize(text, limit=0))
         if thing and not self._about(thing.group(1), guide):
-            return None  # "这件衣服多少钱" right after an identity-card answer: about something else
+            return None, None  # "这件衣服多少钱" right after an identity-card answer: about something else
         found = self.follow_ups.answer(guide, text)
         cue = bool(followup.first_cue_kinds(text))
         asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
         if found.passage is None and (not cue or (strict and not followup.YES_NO.search(text))):
-            return None
+            return None, found
         weak = found.score < self.follow_ups.min_score + 0.05
         if found.passage is not None and strict and (not asks or (not cue and weak)):
-            return None
+            return None, found
         full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
         body = followup.render_follow_up(guide, text, found, self.settings.hotline)
-        return Reply("follow_up", body, buttons=[full], guides=(guide,), guide_id=guide.id)
+        return Reply("follow_up", body, buttons=[full], guides=(guide,), guide_id=guide.id), found
 
     def respond(
         self, text: str, intent: str, *, current_id: str | None = None, aspect: str | None = None,
@@ -431,8 +435,9 @@ class GuideService:
                 # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
                                           failures=failures)
-            reply = self.follow_up(guide, text, strict=intent in SMALL_TALK or intent == "complain")
-            if reply is not None and (not other or (reply.kind == "follow_up" and self._strong(guide, text))):
+            reply, found = self._follow_up(guide, text, strict=intent in SMALL_TALK or intent == "complain")
+            if reply is not None and (not other or (reply.kind == "follow_up" and (
+                    found or self.follow_ups.answer(guide, text)).score >= STRONG_FOLLOW_UP)):
                 return reply
             if aspect is not None and not other:
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
@@ -461,9 +466,6 @@ class GuideService:
         if followup.DEFERRAL.search(clean):
             return self.answer_deferral(None, text)
         return self.answer_question(text, region=region, department=department, failures=failures)
-
-    def _strong(self, guide: Guide, text: str) -> bool:
-        return self.follow_ups.answer(guide, text).score >= STRONG_FOLLOW_UP
 
     def answer_scope(
         self, text: str, guide: Guide | None, *, last_question: str | None, region: str | None,
