@@ -207,7 +207,12 @@ class GuideChannel(InputChannel):
         store = getattr(agent, "tracker_store", None)
         if store is None:
             return []
+        inner = store
+        while getattr(inner, "_tracker_store", None) is not None:  # Rasa wraps the configured store
+            inner = inner._tracker_store
         try:
+            if hasattr(inner, "last_bot_turn"):  # ours: reads the newest rows, not the whole conversation
+                return buttons_of(await inner.last_bot_turn(sender))
             tracker = await store.retrieve(sender)
         except Exception:  # the turn goes on as typed; the store's own error shows in the next step
             logger.warning("could not read %s's last turn for its buttons", sender)

@@ -10,7 +10,15 @@ texts) passes through :func:`bot.privacy.mask_text` on its way to the database, 
 tracker store never holds a readable phone or identity number. The ticket form never needs
 one back from the tracker: the action server keeps the real number in its own ticket store.
 
-Only this module and :mod:`bot.privacy` (standard library only) are imported by Rasa.
+On SQLite (the embedded default) the database runs in WAL mode with ``synchronous=NORMAL`` and a
+few connections stay open: a commit no longer waits for the disk (an ``fsync`` on every turn
+blocked Rasa's event loop for every conversation at once) and no connection is opened per read or
+write. A crash of the process loses nothing, a power cut at most the last turns (tickets live in
+their own store, which keeps full sync). Building the store also applies the Rasa-side CPU cuts
+(:mod:`bot.channels.tuning`).
+
+Only this module, :mod:`bot.channels.tuning` and :mod:`bot.privacy` (standard library only) are
+imported by Rasa.
 """
 
 from __future__ import annotations
@@ -18,10 +26,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import event as sa_event
+from sqlalchemy.pool import QueuePool
 
+from bot.channels import tuning
 from bot.privacy import mask_text
+
+#: How far back :meth:`MaskingSQLTrackerStore.last_bot_turn` looks for the citizen's last message.
+LAST_TURN_EVENTS = 60
 
 
 def mask_value(value: Any) -> Any:
@@ -38,6 +53,37 @@ def mask_value(value: Any) -> Any:
 class MaskingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` whose stored events have numbers masked."""
 
+    engine: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        tuning.apply()
+        super().__init__(*args, **kwargs)
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            # SQLAlchemy 1.4 opens and closes a file database's connection for every session (NullPool):
+            # a few connections are kept instead (Rasa uses the store from its event loop's thread).
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = sa.create_engine(url, poolclass=QueuePool, pool_size=2, max_overflow=8,
+                                           connect_args={"check_same_thread": False})
+            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+
+    async def last_bot_turn(self, sender_id: str) -> list[dict[str, Any]]:
+        """The data of every bot message since the citizen's last message (oldest first), read
+        from the newest rows only: what the channel needs to map typed words to buttons, without
+        loading and replaying the whole conversation."""
+        with self.session_scope() as session:
+            rows = (session.query(self.SQLEvent.type_name, self.SQLEvent.data)
+                    .filter(self.SQLEvent.sender_id == sender_id)
+                    .order_by(self.SQLEvent.id.desc()).limit(LAST_TURN_EVENTS).all())
+        turn: list[dict[str, Any]] = []
+        for type_name, data in rows:
+            if type_name == "user":
+                break
+            if type_name == "bot":
+                turn.insert(0, (json.loads(data or "{}").get("data")) or {})
+        return turn
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         with self.session_scope() as session:
@@ -49,3 +95,12 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                     intent_name=intent, action_name=data.get("name"), data=json.dumps(data),
                 ))
             session.commit()
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
