@@ -41,10 +41,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_MODEL_DIR", "var/models/multilingual-e5-small-adapted",
             "Sentence-transformers model folder: the base model adapted to the knowledge base (made by `make model` "
             "from the base model and `knowledge/adaptation/`)."),
-    Setting("GUIDE_ENCODER", "torch",
-            "How queries and the index are encoded: `torch` (sentence-transformers, float) or `onnx` (the same model "
-            "on ONNX Runtime, int8, four times faster; `make model` builds it; rebuild the index and `make calibrate` "
-            "after switching)."),
+    Setting("GUIDE_ENCODER", "onnx-fp32",
+            "How queries and the index are encoded: `onnx-fp32` (the model on ONNX Runtime, float: the same vectors "
+            "as `torch`, about twice as fast), `onnx` (int8: faster again, vectors within cosine 0.98; rebuild the "
+            "index and `make calibrate` after switching to it) or `torch` (sentence-transformers). `make model` "
+            "builds the ONNX graphs."),
     Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
             "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
     Setting("GUIDE_RANKER", "knowledge/ranker.json",
@@ -199,7 +200,7 @@ class Settings:
     staff_port: int
     action_secret: str = ""
     draft_ttl_minutes: int = 30
-    encoder: str = "torch"
+    encoder: str = "onnx-fp32"
     threads: int = 1
 
     @property
@@ -242,8 +243,8 @@ def _number(env: Mapping[str, str], name: str, kind: type[float] | type[int]) ->
 
 
 def _encoder(value: str) -> str:
-    if value not in ("onnx", "torch"):
-        raise ConfigError(f"GUIDE_ENCODER={value!r}: expected onnx or torch")
+    if value not in ("onnx-fp32", "onnx", "torch"):
+        raise ConfigError(f"GUIDE_ENCODER={value!r}: expected onnx-fp32, onnx or torch")
     return value
 
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
+from bot.knowledge.embedding.encoder import BACKENDS  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from ops.stack import RASA_BIN, Stack, start_stack  # noqa: E402
 
@@ -184,9 +185,11 @@ def main() -> int:
 
     print("retrieval ...", flush=True)
     report["retrieval"] = retrieval_figures(questions)
-    other = "onnx" if load_settings().encoder == "torch" else "torch"
-    print(f"retrieval with the {other} encoder ...", flush=True)
-    report["retrieval_other"] = {"encoder": other, **retrieval_figures(questions, encoder=other)}
+    report["retrieval"]["encoder"] = load_settings().encoder
+    report["retrieval_others"] = []
+    for other in (e for e in BACKENDS if e != load_settings().encoder):
+        print(f"retrieval with the {other} encoder ...", flush=True)
+        report["retrieval_others"].append({"encoder": other, **retrieval_figures(questions, encoder=other)})
     print("profile of the action side ...", flush=True)
     report["profile_actions"] = profile_actions(questions, ROOT / "results" / "profile-actions.txt")
     print("index build (bundled base) ...", flush=True)
@@ -250,8 +253,7 @@ def print_table(r: dict) -> None:
     ok = "met" if r["retrieval"]["p95_ms"] < TARGETS["retrieval_p95_ms"] else "NOT met"
     row("retrieval alone", f"p50 {r['retrieval']['p50_ms']} / p95 {r['retrieval']['p95_ms']} ms",
         f"p95 < 8 ms ({ok})")
-    other = r.get("retrieval_other") or {}
-    if other:
+    for other in r.get("retrieval_others") or []:
         ratio = round(r["retrieval"]["p95_ms"] / max(other["p95_ms"], 0.1), 2)
         row(f"retrieval alone, {other['encoder']} encoder", f"p50 {other['p50_ms']} / p95 {other['p95_ms']} ms",
             f"(default / this: {ratio}x at p95)")

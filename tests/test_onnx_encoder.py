@@ -1,4 +1,5 @@
-"""The int8 ONNX encoder (bot.knowledge.embedding.onnx) and the query cache (bot.knowledge.embedding.encoder).
+"""The ONNX encoders, float and int8 (bot.knowledge.embedding.onnx), and the query cache
+(bot.knowledge.embedding.encoder).
 
 The ONNX folder is the real export of the real model: ``make onnx-model``'s folder when it is
 current, otherwise exported here into a temporary folder (~30 s).
@@ -21,7 +22,16 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (require
 
 from bot.errors import ConfigError, ModelMissing
 from bot.knowledge.embedding.encoder import CachedEncoder, make_encoder
-from bot.knowledge.embedding.onnx import BACKEND, MANIFEST, MODEL_FILE, OnnxEncoder, export, stale_reason
+from bot.knowledge.embedding.onnx import (
+    BACKEND,
+    FLOAT_BACKEND,
+    FLOAT_FILE,
+    MANIFEST,
+    MODEL_FILE,
+    OnnxEncoder,
+    export,
+    stale_reason,
+)
 from bot.settings import ROOT
 
 SENTENCES = ["身份证丢了怎么补办", "二建改名", "新生儿落户需要什么材料", "公司注销登记流程", "社保卡挂失",
@@ -41,7 +51,7 @@ def onnx_encoder(onnx_dir: Path) -> OnnxEncoder:
     return OnnxEncoder(onnx_dir, max_tokens=64, threads=1)
 
 
-def test_folder_keeps_the_source_name_and_only_the_quantised_graph(
+def test_folder_keeps_the_source_name_the_quantised_and_the_float_graph(
     model_dir: Path, onnx_dir: Path, torch_encoder
 ) -> None:
     manifest = json.loads((onnx_dir / MANIFEST).read_text(encoding="utf-8"))
@@ -51,7 +61,8 @@ def test_folder_keeps_the_source_name_and_only_the_quantised_graph(
     assert manifest["source"]["weights_bytes"] == (model_dir / "model.safetensors").stat().st_size
     assert len(manifest["source"]["weights_sha256"]) == 64
     assert manifest["check"]["cosine_min"] >= 0.98
-    assert sorted(p.name for p in onnx_dir.glob("*.onnx*")) == [MODEL_FILE]
+    assert sorted(p.name for p in onnx_dir.glob("*.onnx*")) == sorted([MODEL_FILE, FLOAT_FILE])
+    assert FLOAT_FILE in manifest["files"]  # a truncated copy makes the folder stale
     assert (onnx_dir / MODEL_FILE).stat().st_size < (model_dir / "model.safetensors").stat().st_size / 2
 
 
@@ -93,6 +104,15 @@ def test_close_to_the_torch_model(onnx_encoder: OnnxEncoder, torch_encoder, kind
     theirs = torch_encoder.encode(SENTENCES, kind=kind)
     cosine = (ours * theirs).sum(axis=1)
     assert cosine.min() >= 0.98, dict(zip(SENTENCES, cosine.round(4), strict=True))
+
+
+@pytest.mark.parametrize("kind", ["query", "passage"])
+def test_the_float_graph_gives_the_torch_model_s_vectors(onnx_dir: Path, torch_encoder, kind: str) -> None:
+    """Why it is the default: an index, ranker and calibration made with torch hold unchanged."""
+    ours = OnnxEncoder(onnx_dir, threads=1, model_file=FLOAT_FILE)
+    assert ours.backend == FLOAT_BACKEND and ours.name == torch_encoder.name
+    cosine = (ours.encode(SENTENCES, kind=kind) * torch_encoder.encode(SENTENCES, kind=kind)).sum(axis=1)  # type: ignore[arg-type]
+    assert cosine.min() >= 0.9999, dict(zip(SENTENCES, cosine.round(6), strict=True))
 
 
 def test_order_and_batching_keep_each_text_its_vector(onnx_encoder: OnnxEncoder) -> None:
@@ -241,3 +261,4 @@ def test_make_encoder(onnx_dir: Path, onnx_encoder: OnnxEncoder, tmp_path: Path)
         make_encoder(lonely, 64, "onnx", 1)
     with pytest.raises(ConfigError, match="back-end"):
         make_encoder(onnx_dir, 64, "tensorflow", 1)
+    assert make_encoder(source, 32, "onnx-fp32", 1, cache_size=0).backend == FLOAT_BACKEND

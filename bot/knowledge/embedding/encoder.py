@@ -150,7 +150,7 @@ class CachedEncoder:
 
 
 #: The encoder back-ends :func:`make_encoder` knows.
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("onnx-fp32", "onnx", "torch")
 
 
 def make_encoder(
@@ -160,7 +160,8 @@ def make_encoder(
 
     ``torch``: :class:`SentenceTransformerEncoder` over the sentence-transformers folder ``model_dir``
     (torch's own thread count is left as the process set it: ``OMP_NUM_THREADS``).
-    ``onnx``: :class:`bot.knowledge.embedding.onnx.OnnxEncoder` over its ONNX export; ``model_dir`` may be the
+    ``onnx-fp32`` / ``onnx``: :class:`bot.knowledge.embedding.onnx.OnnxEncoder` over the float / int8 graph of its
+    ONNX export; ``model_dir`` may be the
     export itself or the source folder, whose export is then looked for next to it as
     ``<name>-onnx`` (``make onnx-model``). ``threads`` is ONNX Runtime's intra-op thread count.
     """
@@ -168,12 +169,13 @@ def make_encoder(
     inner: Encoder
     if backend == "torch":
         inner = SentenceTransformerEncoder(model_dir, max_tokens)
-    elif backend == "onnx":
-        from bot.knowledge.embedding.onnx import MODEL_FILE, OnnxEncoder
+    elif backend in ("onnx", "onnx-fp32"):
+        from bot.knowledge.embedding.onnx import FLOAT_FILE, MODEL_FILE, OnnxEncoder
 
         exported = (model_dir / MODEL_FILE).is_file() or not (model_dir / "modules.json").is_file()
         onnx_dir = model_dir if exported else model_dir.with_name(model_dir.name + "-onnx")
-        inner = OnnxEncoder(onnx_dir, max_tokens, threads)
+        graph = FLOAT_FILE if backend == "onnx-fp32" else MODEL_FILE
+        inner = OnnxEncoder(onnx_dir, max_tokens, threads, model_file=graph)
     else:
         raise ConfigError(f"embedding back-end {backend!r}: expected one of {', '.join(BACKENDS)}")
     return CachedEncoder(inner, cache_size) if cache_size > 0 else inner
