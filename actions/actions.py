@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.answering.answers import canonical_aspect
 from bot.answering.service import GuideService, Reply, get_service
+from bot.answering.social import courtesy
 from bot.errors import BotError
 from bot.settings import get_settings
 from bot.tickets import get_recorder
@@ -49,6 +50,12 @@ def send(
     the reply contract (:class:`bot.contract.Answer`): its kind, the items it is about with short
     titles, a notification's sections and checklist, the sheet's address and the spoken form.
     """
+    if reply.kind == "escalate":
+        # A person asked for in so many words ("预约两次都失败，想找人工"), whatever the NLU took the
+        # message for: the window's ticket form opens now, as the request_human rule would.
+        record(tracker, reply)
+        dispatcher.utter_message(response="utter_escalation")
+        return [FollowupAction("ticket_form")]
     buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
     dispatcher.utter_message(text=reply.text, buttons=buttons or None)
     record(tracker, reply)
@@ -113,11 +120,12 @@ def _respond(tracker: Tracker, intent: str) -> Callable[[GuideService], Reply | 
     """The service's answer to the latest message, read with the conversation's slots."""
     text = tracker.latest_message.get("text") or ""
     aspect, current = _aspect(tracker), tracker.get_slot("guide_id")
-    names_item = _entity(tracker, "item") is not None
+    item = _entity(tracker, "item")
     region, department = tracker.get_slot("region"), tracker.get_slot("department")
     failures, last = _failures(tracker), tracker.get_slot("last_question")
-    return lambda s: s.respond(text, intent, current_id=current, aspect=aspect, names_item=names_item,
-                               region=region, department=department, failures=failures, last_question=last)
+    return lambda s: s.respond(text, intent, current_id=current, aspect=aspect, names_item=item is not None,
+                               region=region, department=department, failures=failures, last_question=last,
+                               item_words=item)
 
 
 def _always(produce: Callable[[GuideService], Reply | None]) -> Callable[[GuideService], Reply]:
@@ -142,6 +150,8 @@ class ActionAnswerGuide(Action):
         chosen = _entity(tracker, "guide_id")
         if chosen:
             return answer(dispatcher, lambda s: s.answer_record(chosen))
+        if courteous(dispatcher, tracker):
+            return []
         text = tracker.latest_message.get("text") or ""
         failures = _failures(tracker)
         events = answer(dispatcher, _always(_respond(tracker, "ask_item")), failures, moves_on=True,
@@ -158,6 +168,8 @@ class ActionAnswerAspect(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if courteous(dispatcher, tracker):
+            return []
         return answer(dispatcher, _always(_respond(tracker, "ask_aspect")), _failures(tracker), tracker=tracker)
 
 
@@ -185,18 +197,37 @@ class ActionApplyScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if courteous(dispatcher, tracker):
+            return []
         return answer(dispatcher, _always(_respond(tracker, "inform")), _failures(tracker), tracker=tracker)
 
 
-#: The response given when the knowledge base has nothing for a message of these intents.
-OWN_RESPONSE = {"greet": "utter_greet", "chitchat": "utter_chitchat", "out_of_scope": "utter_out_of_scope",
-                "affirm": "utter_affirm_ack", "deny": "utter_deny_ack"}
+#: The responses given when the knowledge base has nothing for a message of these intents.
+OWN_RESPONSES = {"greet": ("utter_greet",), "chitchat": ("utter_chitchat",), "out_of_scope": ("utter_out_of_scope",),
+                 "affirm": ("utter_affirm_ack",), "deny": ("utter_deny_ack",),
+                 "goodbye": ("utter_goodbye", "utter_ask_rating"), "thank": ("utter_you_are_welcome",)}
+
+
+def own_response(dispatcher: CollectingDispatcher, intent: str) -> None:
+    for response in OWN_RESPONSES.get(intent, ("utter_out_of_scope",)):
+        dispatcher.utter_message(response=response)
+
+
+def courteous(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """A message of courtesy only ("好的，谢谢，再见") gets the courtesy's own answer whatever the NLU
+    took it for (:mod:`bot.answering.social`); True when it was one."""
+    kind = courtesy(tracker.latest_message.get("text") or "")
+    if kind is None:
+        return False
+    own_response(dispatcher, kind)
+    return True
 
 
 class ActionTriage(Action):
-    """Small talk, out-of-scope and complaints, with retrieval asked first: a follow-up about the item
-    under discussion or a question the knowledge base clearly answers is answered; otherwise the
-    intent's own response (for a complaint: slot ``escalate`` set, and the rules open the form)."""
+    """Greetings, thanks, goodbyes, small talk, out-of-scope and complaints, with retrieval asked first:
+    a follow-up about the item under discussion or a question the knowledge base clearly answers is
+    answered ("中午12点到1点半能办事吗" is no goodbye, whatever the NLU says); otherwise the intent's own
+    response (goodbye: and the rating; complaint: slot ``escalate`` set, and the rules open the form)."""
 
     def name(self) -> str:
         return "action_triage"
@@ -205,6 +236,8 @@ class ActionTriage(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent = str((tracker.latest_message.get("intent") or {}).get("name") or "out_of_scope")
+        if courteous(dispatcher, tracker):
+            return [SlotSet("escalate", False)] if intent == "complain" else []
         try:
             reply = _respond(tracker, intent)(service())
         except BotError as error:
@@ -213,7 +246,7 @@ class ActionTriage(Action):
         if reply is None or reply.kind == "empty":
             if intent == "complain":
                 return [SlotSet("escalate", True)]
-            dispatcher.utter_message(response=OWN_RESPONSE.get(intent, "utter_out_of_scope"))
+            own_response(dispatcher, intent)
             return []
         events = send(dispatcher, reply, _failures(tracker), tracker=tracker)
         return [*events, SlotSet("escalate", False)] if intent == "complain" else events

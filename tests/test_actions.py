@@ -4,10 +4,16 @@ import asyncio
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.actions import ActionAnswerAspect, ActionAnswerGuide, ActionAnswerLifeEvent, ActionApplyScope
+from actions.actions import (
+    ActionAnswerAspect,
+    ActionAnswerGuide,
+    ActionAnswerLifeEvent,
+    ActionApplyScope,
+    ActionTriage,
+)
 from bot.answering.service import install_service
 from bot.errors import IndexMissing
 
@@ -108,3 +114,28 @@ def test_a_new_question_without_a_single_answer_clears_the_item_under_discussion
     slots = {"guide_id": "sample-id-card-renew"}
     _, events = run(ActionAnswerGuide(), tracker("给我讲个笑话", "ask_item", slots=slots))
     assert SlotSet("guide_id", None) in events
+
+
+@pytest.mark.parametrize("action", [ActionAnswerGuide(), ActionTriage()])
+def test_a_person_asked_for_in_so_many_words_opens_the_ticket_form(action):
+    messages, events = run(action, tracker("我在网上预约了两次都提示失败，想找人工", "nlu_fallback",
+                                           slots={"guide_id": "sample-passport"}))
+    assert [m.get("response") for m in messages] == ["utter_escalation"]
+    assert events[0] == FollowupAction("ticket_form")
+
+
+@pytest.mark.parametrize(("text", "intent", "responses"), [
+    ("好的，谢谢，再见", "ask_item", ["utter_goodbye", "utter_ask_rating"]),
+    ("谢谢啦", "nlu_fallback", ["utter_you_are_welcome"]),
+    ("再见", "goodbye", ["utter_goodbye", "utter_ask_rating"]),
+])
+def test_courtesy_gets_its_own_answer_whatever_the_nlu_said(text, intent, responses):
+    action = ActionTriage() if intent == "goodbye" else ActionAnswerGuide()
+    messages, events = run(action, tracker(text, intent, slots={"guide_id": "sample-passport"}))
+    assert [m.get("response") for m in messages] == responses and events == []
+
+
+def test_a_question_taken_for_goodbye_is_answered():
+    messages, _ = run(ActionTriage(), tracker("下次再签注还要去窗口排队吗", "goodbye",
+                                             slots={"guide_id": "sample-hk-macau-permit"}))
+    assert messages[0].get("response") != "utter_goodbye" and "港澳" in messages[0]["text"], messages

@@ -182,3 +182,29 @@ def test_a_thing_pointed_at_is_not_a_follow_up_about_the_item(service, intent):
     assert reply is None or (reply.kind in ("off_topic", "not_found") and "20元" not in reply.text)
     about = service.respond("这个证要多少钱", "ask_aspect", current_id="sample-id-card-renew", aspect="fee")
     assert about is not None and "20元" in about.text
+
+
+def test_a_word_of_the_guide_taken_for_an_item_stays_a_follow_up(service):
+    """The NLU marks "公示" as an item; it is a word of 企业注销登记's own text and names no item."""
+    reply = service.respond("需要公示吗", "ask_item", current_id="sample-business-cancel", names_item=True,
+                            item_words="公示")
+    assert reply is not None and reply.kind == "follow_up" and reply.guide_id == "sample-business-cancel"
+    assert reply.text.startswith("不需要。") and "无需公示" in reply.text, reply.text
+    other = service.respond("身份证怎么办", "ask_item", current_id="sample-marriage", names_item=True,
+                            item_words="身份证")  # named in the marriage guide's materials, and an item
+    assert other is not None and other.guide_id != "sample-marriage"
+
+
+def test_whether_something_is_required_is_not_answered_with_whether_it_is_allowed():
+    passage = next(p for p in passages(MARRIAGE) if p.kind == "hours")
+    from bot.answering.followup import FollowUp
+
+    text = render_follow_up(MARRIAGE, "需要预约吗", FollowUp(passage, "yes", 1.0), "12345")
+    assert not text.startswith(("需要。", "不需要。")), text  # "周末预约开放" says neither
+
+
+def test_words_that_point_back_at_the_item_keep_it(service):
+    reply = service.respond("整个新的要多少钱", "ask_aspect", current_id="sample-driving-replace", aspect="fee")
+    assert reply is not None and reply.kind == "aspect" and reply.guide_id == "sample-driving-replace"
+    clothes = service.respond("这件衣服多少钱", "ask_aspect", current_id="sample-driving-replace", aspect="fee")
+    assert clothes is not None and clothes.kind == "off_topic"

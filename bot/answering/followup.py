@@ -373,6 +373,10 @@ def first_cue_kinds(question: str) -> frozenset[str]:
 
 _VERDICT_WORDS: dict[str, str] = {"yes": "可以。", "no": "不可以。", "partly": "视情况而定。"}
 _MATERIAL_VERDICT_WORDS: dict[str, str] = {"yes": "需要。", "no": "不需要。", "partly": "特定情形需要。"}
+#: "需要公示吗", "要不要预约": asks whether something is required, not whether it is allowed.
+_NEED_Q = re.compile(r"需要|需不需要|要不要|用不用|必须|是否要|是不是要|得不得")
+_NOT_NEEDED = re.compile(r"无需|不需要|不用|不必|免于|免予|可不")
+_NEEDED = re.compile(r"必须|须|应当|需要|需提交|需提供")
 
 
 def render_follow_up(guide: Guide, question: str, follow_up: FollowUp, hotline: str) -> str:
@@ -398,4 +402,7 @@ def render_follow_up(guide: Guide, question: str, follow_up: FollowUp, hotline: 
         head = "不可以，需要本人到场。"
     if passage.kind == "hours":
         head = {"no": "一般不可以。", "partly": "部分地方可以。"}.get(follow_up.verdict or "", head)
+    elif follow_up.verdict and not asks_material and passage.kind != "proxy" and _NEED_Q.search(question):
+        # Whether it is *required*: "可以预约" does not say 需要; only the guide's own 无需/须 settle it.
+        head = "不需要。" if _NOT_NEEDED.search(passage.text) else "需要。" if _NEEDED.search(passage.text) else ""
     return f"{head}【{guide.title}】的办事指南写明：“{passage.text}”"

@@ -33,11 +33,11 @@ from bot.settings import Settings, get_settings
 
 Kind = Literal[
     "notification", "aspect", "faq", "life_event", "candidates", "not_found", "empty", "which_item", "off_topic",
-    "follow_up", "scope_noted",
+    "follow_up", "scope_noted", "escalate",
 ]
 _STATUS = {
     "notification": "clear", "aspect": "clear", "faq": "clear", "life_event": "clear", "candidates": "ambiguous",
-    "follow_up": "clear", "scope_noted": "none",
+    "follow_up": "clear", "scope_noted": "none", "escalate": "none",
     "not_found": "none", "which_item": "none", "off_topic": "none", "empty": "empty",
 }
 
@@ -149,6 +149,8 @@ _WANTS_A_PERSON = re.compile(
     r"人工|真人|办不成|没办成|办不了|没办下来|投诉|反映|找领导|不给办"
     r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
 )
+#: A person asked for in so many words, whatever else the message says ("预约两次都失败，想找人工").
+_ASKS_FOR_A_PERSON = re.compile(r"(?:想|要|找|转|叫|联系|接|请)个?(?:人工|真人|工作人员|客服|坐席)")
 #: ... unless it asks what such a thing is ("办不成事反映窗口是干啥的").
 _ASKS_ABOUT = re.compile(r"是干啥|是什么|干什么的|干嘛的|什么意思|怎么用|在哪|哪里")
 #: "这件衣服", "这个手机": a thing pointed at, which a follow-up must be about the item to be one.
@@ -156,6 +158,8 @@ _THIS_THING = re.compile(
     r"这(?:件|个|条|双|台|辆|部|套|把|瓶|杯|张|块)(?!多少|要|能|可以|怎么|在|是|吗|呢)"
     r"([\u4e00-\u9fff]{1,4}?)(?:多少|要|能|可以|怎么|在|是|吗|呢|$)"
 )
+#: What "整个新的", "再办一个", "重新弄一下" say besides pointing back at the item under discussion.
+_POINTS_BACK = re.compile(r"[整弄办补换搞做领拿重新再个一张本件份下它这那的了呢啊呀]")
 #: Words before a name that make it something to bring, not another item to do.
 _BRINGS = re.compile(r"带|交|提供|开|准备|拿|复印")
 
@@ -327,8 +331,22 @@ class GuideService:
         return Reply("aspect", answers.render_aspect(guide, aspect, self.settings.hotline), buttons=[full],
                      guides=(guide,), guide_id=guide.id, aspect=aspect)
 
+    def _own_words(self, words: str, guide: Guide, text: str) -> bool:
+        """Are ``words`` (what the NLU took for an item name) a phrase of ``guide``'s own text, in a
+        message retrieval does not clearly place elsewhere? ("需要公示吗" after 企业注销登记: yes;
+        "身份证怎么办" after 结婚登记, whose materials name the identity card: no.)"""
+        clean = normalize(words, limit=0)
+        if len(clean) < 2 or not (clean in normalize(guide.title, limit=0) or any(
+                clean in normalize(p.text, limit=0) for p in followup.passages(guide))):
+            return False
+        result = self.search(text)
+        return not (result.status == "clear" and result.best is not None and result.best.item.id != guide.id)
+
     def _about(self, leftover: str, guide: Guide) -> bool:
-        """Does the leftover of an aspect question plausibly refer to ``guide``?"""
+        """Does the leftover of an aspect question plausibly refer to ``guide``? Words that only point
+        back at it ("整个新的要多少钱", "再补一个") do."""
+        if not _POINTS_BACK.sub("", leftover):
+            return True
         names = normalize(" ".join((guide.title, *guide.aliases)), limit=0)
         return any(ch in names for ch in leftover if ch.isalnum())
 
@@ -405,7 +423,7 @@ class GuideService:
     def respond(
         self, text: str, intent: str, *, current_id: str | None = None, aspect: str | None = None,
         names_item: bool = False, region: str | None = None, department: str | None = None, failures: int = 0,
-        last_question: str | None = None,
+        last_question: str | None = None, item_words: str | None = None,
     ) -> Reply | None:
         """The knowledge base's answer to a message the NLU took for ``intent``, or None when the
         intent's own response (small talk, out of scope, the complaint form) should be given.
@@ -413,12 +431,18 @@ class GuideService:
         Retrieval goes first: a follow-up about the item under discussion is answered from its
         guide; a region or department in the sentence filters that sentence's question; a message
         declared small talk or a complaint is answered when the knowledge base clearly fits it;
-        requests no service can fulfil are nothing-fits."""
+        requests no service can fulfil are nothing-fits.
+
+        ``names_item``: the NLU found an item mention (``item_words``, when given, are its words)."""
         clean = normalize(text)
         if not has_content(clean):
             return Reply("empty", answers.render_empty())
         if impossible(clean):
             return self._not_found(None, failures)
+        if intent != "complain" and _ASKS_FOR_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean):
+            # Whatever the NLU took it for: the ticket form for the window (the action opens it).
+            return Reply("escalate", answers.render_escalation_offer(self.settings.hotline),
+                         buttons=[self._escalate_button()])
         guide = self.guide(current_id)
         if intent == "inform":
             scoped = self.answer_scope(text, guide, last_question=last_question, region=region,
@@ -428,6 +452,8 @@ class GuideService:
         if guide is not None and intent == "complain" and _WANTS_A_PERSON.search(clean) \
                 and not _ASKS_ABOUT.search(clean):
             return None
+        if guide is not None and names_item and item_words and self._own_words(item_words, guide, text):
+            names_item = False  # "需要公示吗" after 企业注销登记: the NLU's "item" is a word of this guide
         if guide is not None:
             other = names_item or self.names_other_item(text, guide)
             if aspect is not None and not other and intent not in SMALL_TALK and not followup.YES_NO.search(clean) \
