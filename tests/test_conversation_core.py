@@ -208,3 +208,35 @@ def test_words_that_point_back_at_the_item_keep_it(service):
     assert reply is not None and reply.kind == "aspect" and reply.guide_id == "sample-driving-replace"
     clothes = service.respond("这件衣服多少钱", "ask_aspect", current_id="sample-driving-replace", aspect="fee")
     assert clothes is not None and clothes.kind == "off_topic"
+
+
+@pytest.mark.parametrize(("text", "aspect", "entry"), [
+    ("办事要带复印件吗", "materials", "faq-hall-zonghe-05"), ("综合窗口是什么", "place", "faq-hall-zonghe-01"),
+    ("最多跑一次是什么意思", "visits", "faq-hall-paodong-01"),
+])
+def test_the_halls_own_question_is_answered_by_its_faq_not_an_aspect_of_some_guide(service, text, aspect, entry):
+    reply = service.respond(text, "ask_aspect", aspect=aspect)
+    assert reply is not None and reply.kind == "faq" and reply.guides[0].id == entry, reply
+    kept = service.respond("要带复印件吗", "ask_aspect", aspect="materials", current_id="sample-marriage")
+    assert kept is not None and kept.guide_id == "sample-marriage"  # about the item under discussion
+
+
+def test_what_a_life_event_term_means_is_the_faq_not_one_event(service):
+    assert service.answer_life_event(None, "什么是一件事一次办").kind == "faq"
+    assert service.answer_life_event(None, "出生一件事怎么办").kind == "life_event"
+
+
+def test_an_aspect_right_after_candidates_answers_the_first_and_still_offers_the_others(service):
+    reply = service.respond("要多久", "ask_aspect", aspect="time", last_question="兼职律师执业许可怎么申请")
+    assert reply is not None and reply.kind == "aspect" and reply.guide_id is not None
+    assert "办理时限" in reply.text and len(reply.buttons) >= 2, reply
+    # After an answer that found one item (the slot holds it) or nothing, nothing is guessed.
+    assert service.respond("要多久", "ask_aspect", aspect="time", last_question="我身份证过期了怎么办").kind \
+        == "which_item"
+
+
+def test_a_bare_place_after_candidates_picks_that_places_version_of_the_best(service):
+    reply = service.respond("我在广州", "inform", region="广州", last_question="兼职律师执业许可怎么申请")
+    assert reply is not None and reply.kind == "notification"
+    guide = service.guide(reply.guide_id)
+    assert guide is not None and guide.title == "兼职律师执业许可" and guide.region == "广东省广州市"

@@ -356,6 +356,10 @@ def render_candidates_prompt() -> str:
     return "您问的可能是以下事项，请点选最符合的一项："
 
 
+def render_other_candidates() -> str:
+    return "以上按最接近的一项作答；如果您要办的是下面其他事项，请点选："
+
+
 def render_not_found(hotline: str, *, offer_near: bool = False) -> str:
     near = "如果您要办的是下面某一项，请直接点选。" if offer_near else ""
     return (

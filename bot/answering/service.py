@@ -149,6 +149,8 @@ _WANTS_A_PERSON = re.compile(
     r"人工|真人|办不成|没办成|办不了|没办下来|投诉|反映|找领导|不给办"
     r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
 )
+#: "什么是一件事一次办", "容缺受理是啥意思": asks what a term means.
+_WHAT_IS = re.compile(r"什么是|啥是|什么叫|何为|是什么|是啥|什么意思|啥意思|指的是")
 #: A person asked for in so many words, whatever else the message says ("预约两次都失败，想找人工").
 _ASKS_FOR_A_PERSON = re.compile(r"(?:想|要|找|转|叫|联系|接|请)个?(?:人工|真人|工作人员|客服|坐席)")
 #: ... unless it asks what such a thing is ("办不成事反映窗口是干啥的").
@@ -168,6 +170,12 @@ def impossible(text: str) -> bool:
     """A request no government service can fulfil: a person-only document for an animal or a toy,
     a visa for Mars. Recognised as nothing-fits instead of matched to the nearest real item."""
     return bool(_NOT_A_PERSON.search(text) and _PERSON_ONLY.search(text))
+
+
+def _hall_rule(result: SearchResult) -> FaqEntry | None:
+    """The hall's own FAQ entry (one about no particular item) when retrieval clearly found one."""
+    best = result.best.item if result.best is not None and result.status == "clear" else None
+    return best if isinstance(best, FaqEntry) and not best.related else None
 
 
 def _leftover(text: str) -> str:
@@ -285,7 +293,7 @@ class GuideService:
 
     def answer_aspect(
         self, text: str, aspect: str | None, current_id: str | None, *, names_item: bool,
-        region: str | None = None, failures: int = 0,
+        region: str | None = None, failures: int = 0, last_question: str | None = None,
     ) -> Reply:
         """Answer one aspect ("要多少钱?") of the item named in ``text``, else of the current item.
 
@@ -299,11 +307,24 @@ class GuideService:
         guide = self.guide(current_id)
         leftover = _leftover(text)
         result: SearchResult | None = None
+        if guide is None and not names_item and len(leftover) < 2 and last_question and aspect in answers.ASPECTS:
+            offered = self._offered(last_question, region)
+            if offered:  # "要带什么" right after candidates: the first one's answer, the others still offered
+                first, others = offered[0], offered[1:]
+                body = answers.render_aspect(first, aspect, self.settings.hotline)
+                if others:
+                    body += "\n" + answers.render_other_candidates()
+                buttons = [Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(first.id)), *_guide_buttons(others)]
+                return Reply("aspect", body, buttons=buttons, guides=(first,), guide_id=first.id, aspect=aspect)
         if guide is None and not names_item and len(leftover) < 2 and failures + 1 < ESCALATE_AFTER:
             # "要多少钱" with nothing under discussion: it names nothing to search for.
             return Reply("which_item", answers.render_which_item(aspect or ""), aspect=aspect)
         if names_item or guide is None or len(leftover) >= 2:
             result = self.search(text, region=region)
+            rule = _hall_rule(result)
+            if rule is not None and (guide is None or names_item or not self._about(leftover, guide)):
+                # "办事要带复印件吗", "综合窗口是什么": the hall's own answer, not an aspect of some guide.
+                return self.answer_faq(rule, current_id)
             found = [m for m in result.matches if isinstance(m.item, Guide)]  # an aspect is a guide's
             clear = result.status != "none" and bool(found) and (
                 len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)
@@ -330,6 +351,13 @@ class GuideService:
         full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
         return Reply("aspect", answers.render_aspect(guide, aspect, self.settings.hotline), buttons=[full],
                      guides=(guide,), guide_id=guide.id, aspect=aspect)
+
+    def _offered(self, last_question: str, region: str | None) -> list[Guide]:
+        """The items offered as candidates for the last question (none when it found one, or nothing)."""
+        earlier = self.search(last_question, region=region)
+        if earlier.status != "ambiguous":
+            return []
+        return [m.item for m in earlier.matches if isinstance(m.item, Guide)]
 
     def _own_words(self, words: str, guide: Guide, text: str) -> bool:
         """Are ``words`` (what the NLU took for an item name) a phrase of ``guide``'s own text, in a
@@ -472,7 +500,7 @@ class GuideService:
             return self.answer_deferral(None, text)
         if intent == "ask_aspect" or (aspect is not None and intent not in SMALL_TALK):
             return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
-                                      failures=failures)
+                                      failures=failures, last_question=last_question)
         if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean):
             return None  # "想找人工", "我要反映": the window, not an answer
         if intent in SMALL_TALK or intent == "complain":
@@ -524,8 +552,13 @@ class GuideService:
                 result = self.search(last_question, region=region, department=department)
                 here = [m.item for m in result.matches if isinstance(m.item, Guide) and m.item.region
                         and m.item.region.startswith(region)]
-                if result.status == "ambiguous" and len(here) == 1:
-                    return self.answer_guide(here[0].id)
+                top = result.best.item if result.best is not None else None
+                # The place's version of the best candidate (兼职律师执业许可 of the province -> of 广州),
+                # else the place's only candidate.
+                same = [g for g in here if isinstance(top, Guide)
+                        and answers.core_title(g.title) == answers.core_title(top.title)]
+                if result.status == "ambiguous" and (len(same) == 1 or len(here) == 1):
+                    return self.answer_guide((same or here)[0].id)
             return self.answer_question(last_question, region=region, department=department, failures=failures)
         return Reply("scope_noted", answers.render_scope_noted(named))
 
@@ -536,6 +569,11 @@ class GuideService:
         is otherwise found from ``text``. If no event fits, the question is answered as a
         single item.
         """
+        if _WHAT_IS.search(normalize(text)):
+            found = self.search(text)
+            best = found.best.item if found.best is not None and found.status == "clear" else None
+            if isinstance(best, FaqEntry):  # "什么是一件事一次办": what the hall means by it, not one event
+                return self.answer_faq(best)
         event = self.life_events.find(name, text)
         if event is None:
             top = self.search(text)
