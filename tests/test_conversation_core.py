@@ -240,3 +240,23 @@ def test_a_bare_place_after_candidates_picks_that_places_version_of_the_best(ser
     assert reply is not None and reply.kind == "notification"
     guide = service.guide(reply.guide_id)
     assert guide is not None and guide.title == "兼职律师执业许可" and guide.region == "广东省广州市"
+
+
+def test_passage_vectors_built_with_the_index_are_served_and_checked(tmp_path, encoder):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from bot.answering.followup import PassageVectors, build_passage_vectors
+
+    assert build_passage_vectors([MARRIAGE], encoder, tmp_path) == len(passages(MARRIAGE))
+    store = PassageVectors.load(tmp_path, encoder.name)
+    assert store is not None and PassageVectors.load(tmp_path, "another model") is None
+    stored = store.get(MARRIAGE.id, passages(MARRIAGE))
+    fresh = encoder.encode([p.text for p in passages(MARRIAGE)], kind="query")
+    assert stored is not None and stored.dtype == np.float32 and np.allclose(stored, fresh, atol=2e-3)
+    changed = replace(MARRIAGE, fee="20元")  # the guide changed since the build: encoded afresh, not served stale
+    assert store.get(changed.id, passages(changed)) is None
+    follow_ups = FollowUps(encoder, store=store)
+    assert follow_ups.answer(MARRIAGE, "周末能办吗").passage is not None
+    assert PassageVectors.load(tmp_path / "none", encoder.name) is None

@@ -126,6 +126,8 @@ _ASPECT_WORDING = re.compile(
 SMALL_TALK = frozenset({"greet", "chitchat", "out_of_scope", "affirm", "deny", "goodbye", "thank"})
 #: A follow-up answer this strong stands even when the message also names another item's words.
 STRONG_FOLLOW_UP = 0.85
+#: A follow-up passage this close beats the aspect the NLU heard when the passage is of another kind.
+OTHER_KIND_FOLLOW_UP = 0.45
 #: Things that are not people asking for what only people can have ("给我家的猫办身份证", "火星签证"):
 #: the nearest real item would be a wrong answer, so nothing fits. Person-only documents and subjects
 #: that cannot hold them; animals' own items (犬只登记, 动物防疫) are not in the first list.
@@ -190,7 +192,11 @@ class GuideService:
         self.retriever = retriever
         self.settings = settings
         self.life_events = LifeEvents(retriever.guides)
-        self.follow_ups = FollowUps(getattr(retriever, "encoder", None))
+        encoder = getattr(retriever, "encoder", None)
+        index = getattr(retriever, "index", None)
+        store = None if encoder is None else followup.PassageVectors.load(getattr(index, "directory", None),
+                                                                          encoder.name)
+        self.follow_ups = FollowUps(encoder, store=store)
 
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
@@ -486,6 +492,14 @@ class GuideService:
             other = names_item or self.names_other_item(text, guide)
             if aspect is not None and not other and intent not in SMALL_TALK and not followup.YES_NO.search(clean) \
                     and not followup.DEFERRAL.search(clean):
+                # "体检证明多久有效": the NLU hears the time aspect, the guide answers it in a material's
+                # note; a passage of another kind that fits well is the answer.
+                fit = self.follow_ups.answer(guide, text)
+                if fit.passage is not None and fit.score >= OTHER_KIND_FOLLOW_UP \
+                        and fit.passage.kind not in followup.ASPECT_KINDS.get(aspect, ()):
+                    reply, _ = self._follow_up(guide, text, strict=False)
+                    if reply is not None:
+                        return reply
                 # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
                                           failures=failures)

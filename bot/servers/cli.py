@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -85,6 +86,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.answering.followup import PASSAGE_VECTORS_MAX_GUIDES, PassageVectors, build_passage_vectors
     from bot.knowledge.embedding.encoder import make_encoder
     from bot.knowledge.index import build_index, read_manifest
 
@@ -99,6 +101,16 @@ def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
             manifest = None
         if manifest is not None and manifest.fingerprint == stamp:
             print_(f"index in {out} is up to date ({manifest.guides} guides, {manifest.model}); use --force to rebuild")
+            if manifest.guides <= PASSAGE_VECTORS_MAX_GUIDES and PassageVectors.load(out, manifest.model) is None:
+                # An index from before passage vectors (or of another model's): add them, nothing else.
+                from bot.knowledge.index import LoadedIndex
+
+                encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, args.threads,
+                                       cache_size=0)
+                started = time.perf_counter()
+                count = build_passage_vectors(LoadedIndex.load(out).guides, encoder, out,
+                                              batch_size=settings.encode_batch, log=print_)
+                print_(f"encoded {count} passages for follow-up answers in {time.perf_counter() - started:.1f} s")
             return 0
     started = time.perf_counter()
     kb = KnowledgeBase.load(*sources)
@@ -110,7 +122,7 @@ def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
     if not kb.records():
         print(f"no usable guides or FAQ entries under {named}; nothing to index", file=sys.stderr)
         return 1
-    encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads, cache_size=0)
+    encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, args.threads, cache_size=0)
     manifest = build_index(
         kb, encoder, out, fingerprint=stamp, batch_size=settings.encode_batch,
         progress=not args.quiet and sys.stderr.isatty(), log=print_,
@@ -120,6 +132,14 @@ def cmd_build_index(args: argparse.Namespace, settings: Settings) -> int:
         f"{manifest.faqs} FAQ entries "
         f"in {time.perf_counter() - started:.1f} s -> {out}"
     )
+    if len(kb.guides) <= PASSAGE_VECTORS_MAX_GUIDES:
+        started = time.perf_counter()
+        count = build_passage_vectors(list(kb.guides.values()), encoder, out, batch_size=settings.encode_batch,
+                                      log=print_)
+        print_(f"encoded {count} passages for follow-up answers in {time.perf_counter() - started:.1f} s")
+    else:
+        print_(f"{len(kb.guides)} guides: passages are encoded on first use (more than "
+               f"{PASSAGE_VECTORS_MAX_GUIDES} guides)")
     return 0
 
 
@@ -198,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="index folder (default: GUIDE_INDEX_DIR)")
     p.add_argument("--force", action="store_true", help="rebuild even if the knowledge base has not changed")
     p.add_argument("--quiet", action="store_true", help="print only errors")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="encoder threads (ONNX back-ends; default: every core, as the build runs before serving)")
     p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser("calibrate", help="fit 'nothing fits' for this knowledge base from its own records "
