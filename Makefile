@@ -40,7 +40,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval eval-conversations calibrate bench load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages voice-model voice-bench
+.PHONY: help setup venvs model index train run test postgres test-unit test-stories test-e2e validate lint lock clean eval eval-conversations calibrate bench profile profiler load bench-scale nlu-report scaled scaled-packages test-scaled browser-packages voice-model voice-bench
 
 help:
 	@echo "make run     set up (venvs, embedding model, index, Rasa model) and start both servers"
@@ -49,6 +49,7 @@ help:
 	@echo "make eval    retrieval quality on the frozen test splits of every set, with baselines"
 	@echo "make eval-conversations  multi-turn conversations over HTTP, pass rates by style"
 	@echo "make bench   end-to-end speed and memory next to the targets"
+	@echo "make profile where each server's CPU goes per message, under load (py-spy)"
 	@echo "make load    2,000-conversation load test (nothing lost)"
 	@echo "make calibrate fit the 'nothing fits' model on the dev split (knowledge/calibration.json)"
 	@echo "make nlu-report  NLU cross-validation into results/nlu"
@@ -215,11 +216,21 @@ nlu-report: $(RASA_VENV)/.installed
 bench-scale: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
 	$(APY) scripts/bench_scale.py --guides 100000 --compare-hnsw
 
-# Speed and memory, end to end on loopback, next to the targets: a table and results/bench.json (~10 min);
-# then the kiosk's offline voice (make voice-bench, results/voice.json, ~1 min).
-bench: setup
+# Speed and memory, end to end on loopback, next to the targets: a table and results/bench.json (~10 min),
+# with where each server's CPU goes (py-spy, results/profile-*.txt); then the kiosk's offline voice
+# (make voice-bench, results/voice.json, ~1 min).
+bench: setup profiler
 	$(APY) scripts/bench.py
 	$(MAKE) voice-bench
+
+# Where each server's CPU goes per message, under load: both processes sampled with py-spy, CPU ms
+# per message by stage (NLU, policies, tracker store, action call; encoder, FAISS, ranking ...)
+# into results/profile-rasa.txt and results/profile-actions.txt (~2 min).
+profile: setup profiler
+	$(APY) scripts/profile_servers.py
+
+profiler: $(ACT_VENV)/.installed
+	$(ACT_VENV)/bin/pip install -q -r requirements/profile.txt $(QUIET_PIP)
 
 # 2,000 conversations, 20 at a time: zero 5xx, zero lost tickets, memory stable (results/load.json).
 load: setup

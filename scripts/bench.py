@@ -31,6 +31,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
 from bot.knowledge.embedding.encoder import BACKENDS  # noqa: E402
@@ -49,44 +50,6 @@ def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def profile_actions(questions: list[str], out: Path) -> dict:
-    """Where the action server's CPU goes per message, by stage, measured in this process on the same
-    code (cProfile over the service answering the test questions); the full table goes to ``out``."""
-    import cProfile
-    import io
-    import pstats
-
-    from bot.answering.service import GuideService
-
-    service = GuideService.from_settings(load_settings())
-    service.respond("预热", "ask_item")
-    profiler = cProfile.Profile()
-    started = time.process_time()
-    profiler.enable()
-    for q in questions:
-        reply = service.respond(q, "ask_item")
-        if reply is not None:
-            json.dumps(service.to_answer(reply).to_json(), ensure_ascii=False)
-    profiler.disable()
-    total_ms = (time.process_time() - started) * 1000 / len(questions)
-    stats = pstats.Stats(profiler)
-    stages = {"encoder": ("encode",), "retrieval in all (encoder, FAISS, ranking)": ("search",),
-              "ranking features": ("features", "longest_common_run"),
-              "rendering and speech": ("render_", "speak", "notification_sections", "button_labels"),
-              "reply contract and JSON": ("to_answer", "to_json", "dumps"), "entities (spaCy)": ("find",)}
-    by_stage: dict[str, float] = {}
-    for (filename, _line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        for stage, names in stages.items():
-            if any(name.startswith(n) for n in names) and ("bot/" in filename or stage in ("encoder", "faiss search")):
-                by_stage[stage] = max(by_stage.get(stage, 0.0), cumulative * 1000 / len(questions))
-    buffer = io.StringIO()
-    pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(40)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(buffer.getvalue(), encoding="utf-8")
-    return {"cpu_ms_per_message": round(total_ms, 1), "stages_ms": {k: round(v, 1) for k, v in by_stage.items()},
-            "table": str(out.relative_to(ROOT))}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -190,8 +153,6 @@ def main() -> int:
     for other in (e for e in BACKENDS if e != load_settings().encoder):
         print(f"retrieval with the {other} encoder ...", flush=True)
         report["retrieval_others"].append({"encoder": other, **retrieval_figures(questions, encoder=other)})
-    print("profile of the action side ...", flush=True)
-    report["profile_actions"] = profile_actions(questions, ROOT / "results" / "profile-actions.txt")
     print("index build (bundled base) ...", flush=True)
     report["index_build"] = index_build()
     scale = ROOT / "results" / "bench_scale.json"
@@ -218,6 +179,10 @@ def main() -> int:
             report["cpu_ms_per_message"] = {name: round((cpu_seconds(pid) - before[name]) * 1000 / messages, 1)
                                             for name, pid in pids.items()}
             report["rss_mb"] = {"rasa": stack.rasa.rss_mb(), "actions": stack.actions.rss_mb()}
+            print("where the CPU goes: both servers sampled under load (py-spy) ...", flush=True)
+            from profile_servers import profile
+
+            report["profile"] = profile(stack, questions, ROOT / "results")
         finally:
             stack.stop()
     if not args.no_train:
@@ -260,11 +225,15 @@ def print_table(r: dict) -> None:
     cpu = r.get("cpu_ms_per_message") or {}
     if cpu:
         row("CPU per message (20 at once)", f"Rasa {cpu['rasa']} ms, actions {cpu['actions']} ms")
-    prof = r.get("profile_actions") or {}
-    if prof:
-        row("action side, CPU per question (profile)", f"{prof['cpu_ms_per_message']} ms")
-        for stage, ms in prof["stages_ms"].items():
-            row(f"  {stage}", f"{ms} ms")
+    prof = r.get("profile") or {}
+    if "skipped" in prof:
+        row("profile (py-spy)", prof["skipped"])
+    for name in ("rasa", "actions") if "skipped" not in prof else ():
+        row(f"{name} server, CPU per message under load", f"{prof[name]['cpu_ms_per_message']} ms",
+            f"({prof[name]['table']})")
+        for stage, ms in prof[name]["stages_ms"].items():
+            if ms >= 0.5:
+                row(f"  {stage[:42]}", f"{ms} ms")
     b = r["index_build"]
     ok = "met" if b["seconds"] < TARGETS["index_build_s"] else "NOT met"
     row(f"index build, bundled base ({b['guides']} guides)", f"{b['seconds']} s, peak {b['peak_rss_mb']} MB",

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
 from bot.answering.retrieval import Retriever  # noqa: E402
 from bot.knowledge.base import KnowledgeBase  # noqa: E402
-from bot.knowledge.embedding.encoder import SentenceTransformerEncoder  # noqa: E402
+from bot.knowledge.embedding.encoder import Encoder, make_encoder  # noqa: E402
 from bot.knowledge.index import FLAT_LIMIT, LoadedIndex, _make_faiss, build_index  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 
@@ -51,7 +51,7 @@ def _p(values: list[float], q: float) -> float:
     return round(values[max(0, int(q * len(values)) - 1)], 2)
 
 
-def compare_hnsw(loaded: LoadedIndex, encoder: SentenceTransformerEncoder, questions: list[str]) -> dict[str, object]:
+def compare_hnsw(loaded: LoadedIndex, encoder: Encoder, questions: list[str]) -> dict[str, object]:
     """HNSW against the exact flat index over the same vectors: build time, latency, recall@10."""
     import numpy as np
 
@@ -85,10 +85,13 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_scale.json")
     parser.add_argument("--compare-hnsw", action="store_true", help="also measure HNSW over the same vectors")
+    parser.add_argument("--threads", type=int, default=2, help="encoder threads for the build (ONNX intra-op)")
     args = parser.parse_args()
     settings = load_settings()
     kb = synthetic(KnowledgeBase.load(settings.knowledge_dir), args.guides)
-    encoder = SentenceTransformerEncoder(settings.model_dir, settings.max_tokens)
+    # The encoder the assistant is configured with (GUIDE_ENCODER), as `knowledge build-index` uses it;
+    # the build may use every core (--threads), as an office rebuilding overnight would.
+    encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, args.threads, cache_size=0)
     index_dir = ROOT / "var" / f"bench-index-{args.guides}"
     started = time.perf_counter()
     manifest = build_index(kb, encoder, index_dir, fingerprint="synthetic", batch_size=settings.encode_batch,
@@ -96,6 +99,9 @@ def main() -> int:
     build_s = time.perf_counter() - started
     rss_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     loaded = LoadedIndex.load(index_dir)
+    del encoder
+    # Queries as the action server runs them: its thread budget (ACTION_THREADS), no query cache.
+    encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads, cache_size=0)
     retriever = Retriever(loaded, encoder, settings)
     questions = [q.question for q in load_questions(DEFAULT_QUESTIONS)][: args.queries]
     retriever.search("预热")
@@ -107,6 +113,7 @@ def main() -> int:
     times.sort()
     hnsw = compare_hnsw(loaded, encoder, questions) if args.compare_hnsw else {}
     report = {
+        "encoder": settings.encoder, "build_threads": args.threads,
         "guides": manifest.guides, "vectors": manifest.vectors, "index_type": manifest.index_type,
         "build_seconds": round(build_s, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                                                 / 1024, 1),
