@@ -25,7 +25,8 @@ APY := $(ACT_VENV)/bin/python
 # runs (base + the committed adapted top layers, knowledge/adaptation/): see `adapt` below.
 BASE_MODEL_DIR := var/models/multilingual-e5-small
 MODEL_DIR := var/models/multilingual-e5-small-adapted
-# ... and the same model on ONNX Runtime, int8, which encodes queries and the index (GUIDE_ENCODER).
+# ... and the same model on ONNX Runtime (float, the default, and int8), which encodes queries and the index
+# (GUIDE_ENCODER).
 ONNX_DIR := var/models/multilingual-e5-small-adapted-onnx
 RASA_MODEL := models/guide-assistant.tar.gz
 WHISPER_DIR := var/models/whisper-base
@@ -107,9 +108,10 @@ adapted-model: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
 $(MODEL_DIR)/manifest.json: $(BASE_MODEL_DIR)/manifest.json $(ADAPT_PART)/adaptation.json $(ADAPT_PART)/layers.safetensors bot/knowledge/embedding/adapt.py
 	$(APY) -m bot.knowledge.embedding.adapt --base $(BASE_MODEL_DIR) --part $(ADAPT_PART) --out $(MODEL_DIR) rebuild
 
-# The adapted model on ONNX Runtime, int8 (bot/knowledge/embedding/onnx.py): the same model name and vectors
-# within cosine 0.98 of the float model's, so the index, ranker and calibration stay valid; ~4x
-# faster per question on one thread, no torch at run time. About 30 s; nothing when current.
+# The adapted model on ONNX Runtime (bot/knowledge/embedding/onnx.py): the float graph (the default
+# encoder: torch's vectors, ~2x faster per question on one thread, no torch at run time) and the int8
+# graph (vectors within cosine 0.98; faster again). The same model name, so the index, ranker and
+# calibration stay valid. About 30 s; nothing when current.
 .PHONY: onnx-model
 
 onnx-model: $(ONNX_DIR)/manifest.json
@@ -117,7 +119,8 @@ onnx-model: $(ONNX_DIR)/manifest.json
 $(ONNX_DIR)/manifest.json: $(MODEL_DIR)/manifest.json bot/knowledge/embedding/onnx.py
 	$(APY) -m bot.knowledge.embedding.onnx --model $(MODEL_DIR) --out $(ONNX_DIR)
 
-# build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed.
+# build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed; it also encodes
+# the guides' follow-up passages (about 2 minutes for the bundled base on 2 cores; once).
 index: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
 	$(ACT_VENV)/bin/knowledge build-index
 
