@@ -8,7 +8,7 @@ import pytest
 
 from bot.answering.followup import FollowUps, passages, render_follow_up
 from bot.answering.service import impossible
-from bot.channels.buttons import match_button
+from bot.channels.buttons import match_button, past_the_buttons
 from bot.knowledge.entities import EntityFinder, patterns
 from bot.knowledge.model import Guide, Material
 
@@ -125,6 +125,14 @@ def test_confirmation_words_and_paraphrases_with_words_around():
     assert match_button("全部的都给我看一下", full) is not None
     assert match_button("我身份证丢了怎么办", full) is None
     assert match_button("第三个", confirm) is None
+
+
+def test_a_position_past_the_buttons_shown_is_recognised_as_one():
+    confirm = [{"title": "确认提交", "payload": "/affirm"}, {"title": "取消", "payload": "/deny"}]
+    assert past_the_buttons("第三个", confirm) == 3 and past_the_buttons("5", confirm) == 5
+    assert past_the_buttons("第二个", confirm) is None  # that one exists: match_button takes it
+    assert past_the_buttons("2", RATING) is None  # a rating of 2, not a position
+    assert past_the_buttons("身份证", confirm) is None and past_the_buttons("3", []) is None
 
 
 # --- the service, on the bundled knowledge base --------------------------------------------------------

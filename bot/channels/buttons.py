@@ -82,6 +82,17 @@ def buttons_of(messages: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def past_the_buttons(text: str, buttons: Sequence[dict[str, str]]) -> int | None:
+    """The position ``text`` names when it is only a position and the last turn showed fewer buttons
+    ("第三个" under two): the citizen is told so and shown them again, instead of the words going to
+    the NLU (which took a bare "2" for goodbye)."""
+    if not buttons or not isinstance(text, str):
+        return None
+    said = _clean(text)
+    position = _ordinal(said) if said and len(said) <= MAX_CHARS else None
+    return position if position is not None and position > len(buttons) and _rating(said, buttons) is None else None
+
+
 def match_button(text: str, buttons: Sequence[dict[str, str]]) -> dict[str, str] | None:
     """The button ``text`` names, or None.
 

@@ -39,7 +39,7 @@ from sanic.response import HTTPResponse
 from bot.channels import answer_of
 from bot.channels.assets import asset
 from bot.channels.buttons import MAX_CHARS as MAX_BUTTON_CHARS
-from bot.channels.buttons import buttons_of, match_button
+from bot.channels.buttons import buttons_of, match_button, past_the_buttons
 from bot.channels.guard import (
     BadRequest,
     check_json_size,
@@ -187,7 +187,12 @@ class GuideChannel(InputChannel):
         payload (:mod:`bot.channels.buttons`); what was typed stays in the metadata (``said``)."""
         collector = CollectingOutputChannel()
         try:
-            button = match_button(text, await self.last_buttons(sender)) if len(text) <= 3 * MAX_BUTTON_CHARS else None
+            shown = await self.last_buttons(sender) if len(text) <= 3 * MAX_BUTTON_CHARS else []
+            beyond = past_the_buttons(text, shown)
+            if beyond is not None:
+                ask = f"没有第{beyond}项。请点选下面的一项，或说出它的名称："
+                return self.render([{"text": ask, "buttons": shown}])
+            button = match_button(text, shown)
             if button is not None and button["payload"] != text:
                 metadata = {**(metadata or {}), "said": text[:MAX_BUTTON_CHARS]}
                 text = button["payload"]

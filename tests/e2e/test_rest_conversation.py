@@ -124,3 +124,15 @@ def test_answer_carries_speech_and_a_printable_sheet(servers):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "居民身份证换领" in page.text and "一次性告知单" in page.text
     assert httpx.get(answer["sheet_url"].rsplit("/", 1)[0] + "/no-such-id", timeout=10).status_code == 404
+
+
+def test_a_position_past_the_buttons_shows_them_again(servers):
+    user = new_sender("e2e")
+    messages = servers.say(user, "身份证")
+    buttons = [b for m in messages for b in m.get("buttons", [])]
+    assert buttons, messages
+    again = servers.say(user, f"第{len(buttons) + 1}个")
+    assert f"没有第{len(buttons) + 1}项" in texts(again)
+    assert [b["title"] for m in again for b in m.get("buttons", [])] == [b["title"] for b in buttons]
+    chosen = texts(servers.say(user, "1"))  # and the buttons are still the ones typed words act on
+    assert "一次性告知" in chosen
