@@ -46,7 +46,11 @@ RASA_STAGES: list[tuple[str, tuple[str, ...]]] = [
                              "last_bot_turn")),
     ("tracker store: write", ("save_tracker",)),
     ("lock store", ("rasa/core/lock_store.py",)),
-    ("channel (bot/channels: parsing, buttons, JSON)", ("bot/channels/",)),
+    # Every message passes through the channel, so what Rasa itself does around the stages above
+    # (events, slots, responses, the graph runner) is taken out before the channel's own share.
+    ("Rasa's other message handling (events, slots, responses)", ("rasa/core/", "rasa/shared/", "rasa/engine/",
+                                                                   "dask/")),
+    ("channel (bot/channels: parsing, limits, JSON)", ("bot/channels/",)),
     ("other (Sanic, event loop, logging)", ("",)),
 ]
 ACTION_STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -61,6 +65,8 @@ ACTION_STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("tickets and interaction log (SQLite)", ("bot/tickets/",)),
     ("rendering, speech, reply contract", ("bot/answering/answers.py", "bot/answering/speech.py", "to_answer",
                                            "bot/contract.py")),
+    # What is left under the service (routing, scope, life events, normalising text) and the actions.
+    ("the rest of answering (routing, scope, text)", ("bot/answering/", "bot/knowledge/", "actions/")),
     ("rasa-sdk, Sanic and JSON", ("rasa_sdk/", "sanic/", "json/")),
     ("other", ("",)),
 ]
