@@ -174,10 +174,16 @@ def impossible(text: str) -> bool:
     return bool(_NOT_A_PERSON.search(text) and _PERSON_ONLY.search(text))
 
 
+def _clear_faq(result: SearchResult) -> FaqEntry | None:
+    """The FAQ entry retrieval clearly found, if its best match is one."""
+    best = result.best.item if result.best is not None and result.status == "clear" else None
+    return best if isinstance(best, FaqEntry) else None
+
+
 def _hall_rule(result: SearchResult) -> FaqEntry | None:
     """The hall's own FAQ entry (one about no particular item) when retrieval clearly found one."""
-    best = result.best.item if result.best is not None and result.status == "clear" else None
-    return best if isinstance(best, FaqEntry) and not best.related else None
+    entry = _clear_faq(result)
+    return entry if entry is not None and not entry.related else None
 
 
 def _leftover(text: str) -> str:
@@ -435,14 +441,16 @@ class GuideService:
         question with a clear cue of what it asks, is answered."""
         return self._follow_up(guide, text, strict=strict)[0]
 
-    def _follow_up(self, guide: Guide, text: str, *, strict: bool) -> tuple[Reply | None, followup.FollowUp | None]:
-        """:meth:`follow_up`, with the passage search's result when it ran (the caller weighs its score)."""
+    def _follow_up(self, guide: Guide, text: str, *, strict: bool, found: followup.FollowUp | None = None,
+                   ) -> tuple[Reply | None, followup.FollowUp | None]:
+        """:meth:`follow_up`, with the passage search's result when it ran (the caller weighs its score);
+        ``found``: that search, when the caller already ran it."""
         if followup.DEFERRAL.search(text):
             return self.answer_deferral(guide, text), None
         thing = _THIS_THING.search(normalize(text, limit=0))
         if thing and not self._about(thing.group(1), guide):
             return None, None  # "这件衣服多少钱" right after an identity-card answer: about something else
-        found = self.follow_ups.answer(guide, text)
+        found = found or self.follow_ups.answer(guide, text)
         cue = bool(followup.first_cue_kinds(text))
         asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
         if found.passage is None and (not cue or (strict and not followup.YES_NO.search(text))):
@@ -497,7 +505,7 @@ class GuideService:
                 fit = self.follow_ups.answer(guide, text)
                 if fit.passage is not None and fit.score >= OTHER_KIND_FOLLOW_UP \
                         and fit.passage.kind not in followup.ASPECT_KINDS.get(aspect, ()):
-                    reply, _ = self._follow_up(guide, text, strict=False)
+                    reply, _ = self._follow_up(guide, text, strict=False, found=fit)
                     if reply is not None:
                         return reply
                 # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
@@ -583,14 +591,15 @@ class GuideService:
         is otherwise found from ``text``. If no event fits, the question is answered as a
         single item.
         """
+        top: SearchResult | None = None
         if _WHAT_IS.search(normalize(text)):
-            found = self.search(text)
-            best = found.best.item if found.best is not None and found.status == "clear" else None
-            if isinstance(best, FaqEntry):  # "什么是一件事一次办": what the hall means by it, not one event
-                return self.answer_faq(best)
+            top = self.search(text)
+            entry = _clear_faq(top)
+            if entry is not None:  # "什么是一件事一次办": what the hall means by it, not one event
+                return self.answer_faq(entry)
         event = self.life_events.find(name, text)
         if event is None:
-            top = self.search(text)
+            top = top or self.search(text)
             best = top.best.item if top.best and top.status != "none" else None
             if isinstance(best, FaqEntry):  # an FAQ entry about an item stands for that item here
                 best = self.guide(best.related[0]) if best.related else None
