@@ -80,7 +80,7 @@ def test_the_reply_contract_and_the_errors_are_standard_library_only():
     """Both processes import them, from two virtual environments with different pins."""
     import sys
 
-    for name in ("bot.contract", "bot.errors"):
+    for name in ("bot.contract", "bot.errors", "bot.sqlite"):
         path = _module_path(name)
         assert path is not None
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -34,6 +34,7 @@ from sqlalchemy.pool import QueuePool
 
 from bot.channels import tuning
 from bot.privacy import mask_text
+from bot.sqlite import use_wal
 
 #: How far back :meth:`MaskingSQLTrackerStore.last_bot_turn` looks for the citizen's last message.
 LAST_TURN_EVENTS = 60
@@ -98,9 +99,4 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
+    use_wal(connection, synchronous="NORMAL")

@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.errors import BotError
 from bot.privacy import fold, mask_phone, mask_text
+from bot.sqlite import use_wal
 from bot.tickets.hours import OfficeCalendar
 from bot.tickets.model import (
     CATEGORIES,
@@ -240,10 +241,7 @@ class TicketStore:
         if url.startswith("sqlite"):
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_connection: Any, _: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA foreign_keys=ON")
-                cursor.close()
+                use_wal(dbapi_connection, foreign_keys=True)
 
     def now(self) -> dt.datetime:
         """The hall's local time, without tzinfo (how times are stored)."""
