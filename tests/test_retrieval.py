@@ -103,3 +103,25 @@ def test_excluded_records_are_left_out(service):
     assert kept.best is not None
     without = service.search("我身份证过期了怎么办", exclude={kept.best.item.id})
     assert all(m.item.id != kept.best.item.id for m in without.matches)
+
+
+@pytest.mark.parametrize(("keyword", "members"), [
+    ("社保卡", {"sample-ss-card-apply", "sample-ss-card-replace"}),
+    ("驾照的事情", {"sample-driving-renew", "sample-driving-replace"}),
+    ("公积金怎么提取", {"sample-hf-withdraw-buy", "sample-hf-withdraw-rent"}),
+])
+def test_a_keyword_naming_a_family_of_items_offers_them(service, keyword, members):
+    """Nothing in "社保卡" says 申领 or 挂失补换: the citizen chooses, however far ahead the ranker is."""
+    result = service.search(keyword)
+    assert result.status == "ambiguous", (keyword, [m.item.id for m in result.matches])
+    assert members <= {m.item.id for m in result.matches}
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("社保卡丢了", "sample-ss-card-replace"),  # a word that tells the family apart
+    ("失业金怎么领", "sample-unemployment-benefit"),
+    ("协议离婚怎么办", "sample-divorce"),  # its words are not written together in another item's name
+])
+def test_a_keyword_that_tells_the_items_apart_is_answered(service, question, expected):
+    result = service.search(question)
+    assert result.status == "clear" and result.best.item.id == expected, [m.item.id for m in result.matches]

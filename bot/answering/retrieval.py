@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bot.answering.answers import core_title
 from bot.answering.calibration import NothingFits
 from bot.answering.ranking import HOW_TO, SHORT_QUERY, YES_NO, Ranker, fallback_score, features
 from bot.answering.scope import Mentions, Scope
@@ -44,6 +45,15 @@ DENSE_POOL = 64
 LEXICAL_POOL = 16
 #: How many candidates (by the fixed blend) the ranker looks at closely.
 RERANK = 24
+#: What a search-box keyword says besides the thing it names ("驾照的事情", "房产证怎么办"): removed
+#: before asking whether the thing names one item or a family of them.
+_KEYWORD_FILLER = re.compile(
+    r"怎么办理|怎样办理|如何办理|怎么办|怎么弄|怎么搞|怎样办|咋办|咋整|怎么|怎样|如何|的事情|的事儿|的事|相关的?"
+    r"|手续|请问|我想|我要|一下|[吗呢啊呀吧？?！!，,。\s]"
+)
+#: Longest keyword (after the filler) that may name a family of items.
+FAMILY_KEYWORD_CHARS = 8
+_BRACKETS = re.compile(r"[（(][^）)]*[）)]")
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,7 @@ class Retriever:
         signals = self._signals(query, scored, float(lexical.max()) if len(lexical) else 0.0)
         p_none = self.nothing_fits.probability(signals) if self.nothing_fits and signals else None
         return SearchResult(
-            query=query, status=self._decide(matches, p_none), matches=matches,
+            query=query, status=self._decide(query, matches, p_none), matches=matches,
             seconds=time.perf_counter() - started, signals=signals, p_none=p_none, mentions=mentions,
         )
 
@@ -271,7 +281,7 @@ class Retriever:
             "short": 1.0 if chars <= SHORT_QUERY else 0.0,
         }
 
-    def _decide(self, matches: list[Match], p_none: float | None) -> Status:
+    def _decide(self, query: str, matches: list[Match], p_none: float | None) -> Status:
         if not matches:
             return "none"
         if self.nothing_fits is not None and p_none is not None:
@@ -291,4 +301,34 @@ class Retriever:
             isinstance(m.item, FaqEntry) and m.item.related and m.item.related[0] in family)]
         if rivals and matches[0].score - rivals[0].score < self.settings.clear_margin:
             return "ambiguous"
+        if self.names_a_family(query, matches):
+            return "ambiguous"
         return "clear"
+
+    def names_a_family(self, query: str, matches: list[Match]) -> bool:
+        """Is ``query`` a bare keyword that names several items alike ("社保卡": 申领 and 挂失补换;
+        "驾照的事情", "公积金怎么提取", "户口")? Then the citizen chooses, however far ahead the ranker
+        puts one of them: nothing in the words says which. A keyword with a word that tells them apart
+        ("社保卡丢了") covers only one; the province's and a city's guide of one item count once; a
+        keyword that is an item's whole title ("户口迁出") names that item."""
+        keyword = _KEYWORD_FILLER.sub("", query)
+        if not keyword or len(keyword) > FAMILY_KEYWORD_CHARS or not matches or not isinstance(matches[0].item, Guide):
+            return False
+        # The keyword as written, or with a citizen's word in it replaced by the official term
+        # ("社保卡" -> 社会保障卡, "房产证" -> 不动产权证书): a member's name holds one of these whole.
+        forms = {keyword} | {keyword.replace(found.group(0), term) for pattern, term in self.synonyms.pairs
+                             if (found := pattern.search(keyword))}
+        family: set[str] = set()
+        for match in matches:
+            record = match.item
+            if not isinstance(record, Guide):
+                continue
+            title = normalize(record.title, limit=0)
+            if title == keyword or _BRACKETS.sub("", title) == keyword:
+                return False
+            names = normalize(" ".join(names_of(record)), limit=0)
+            if any(form in names for form in forms):
+                family.add(core_title(record.title))
+        # "普通护照签发（首次申请、换发、补发）" and a city's "普通护照签发" are one item; 提取（购房） and
+        # 提取（租房） are two.
+        return len({t for t in family if _BRACKETS.sub("", t) not in family - {t}}) >= 2
