@@ -65,6 +65,9 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
      frozenset({"hours"}), None),
     (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家"),
      frozenset({"online"}), None),
+    # "出生多久内要办", "过期了还能换吗": a deadline to apply by is a condition, not the processing time.
+    (re.compile(r"多久内|几天内|多少天内|期限|截止|逾期|过期|超过.{0,4}(?:天|月|年)|来不来得及|晚了"),
+     frozenset({"condition", "refusal"}), re.compile(r"\d+\s*(?:日|天|个?月|年)内|期限|逾期|过期|期满")),
     (re.compile(r"多久|几天|多长时间|当天|马上|立刻|加急|多快|什么时候能拿|几耐|how long|when"),
      frozenset({"time"}), None),
     (re.compile(r"钱|费|收费|免费|价格|价|要交吗|也要交|缴|how much|cost|fee"), frozenset({"fee"}), None),
@@ -81,6 +84,8 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     (re.compile(r"哪里|地址|地点|窗口|在哪|where"), frozenset({"place"}), None),
 )
 CUE_BONUS = 0.25
+#: A runner-up passage within this much of the best is quoted beside it (when it says something else).
+RUNNER_UP_MARGIN = 0.08
 #: Words that carry no content in a follow-up ("那", "请问", "可以吗"), removed before the
 #: character overlap is counted.
 _FILLER = re.compile(
@@ -112,6 +117,9 @@ class FollowUp:
     passage: Passage | None
     verdict: Verdict | None
     score: float
+    #: A second passage that scored nearly as well (:data:`RUNNER_UP_MARGIN`): quoted too, since the
+    #: guide's answer is often split between, say, a material's note and a condition.
+    also: Passage | None = None
 
 
 def _material_text(material: Material) -> str:
@@ -428,7 +436,10 @@ class FollowUps:
             if named is not None and passage.material is named:
                 score += 0.3
             scored.append((score, -position, passage))
-        score, _, passage = max(scored, key=lambda s: (s[0], s[1]))
+        scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+        score, _, passage = scored[0]
+        also = next((p for sc, _, p in scored[1:3] if sc >= max(self.min_score, score - RUNNER_UP_MARGIN)
+                     and p.text != passage.text and p.text not in passage.text), None)
         if about_material and YES_NO.search(text):
             ruled_out = _ruled_out(text, guide)
             if ruled_out is not None:
@@ -442,7 +453,7 @@ class FollowUps:
                     return FollowUp(Passage("materials_absent", names), None if unsure else "no", 1.0)
         if score < self.min_score:
             return FollowUp(None, None, score)
-        return FollowUp(passage, _verdict(text, passage), score)
+        return FollowUp(passage, _verdict(text, passage), score, also)
 
 
 def first_cue_kinds(question: str) -> frozenset[str]:
@@ -484,4 +495,7 @@ def render_follow_up(guide: Guide, question: str, follow_up: FollowUp, hotline: 
     elif follow_up.verdict and not asks_material and passage.kind != "proxy" and _NEED_Q.search(question):
         # Whether it is *required*: "可以预约" does not say 需要; only the guide's own 无需/须 settle it.
         head = "不需要。" if _NOT_NEEDED.search(passage.text) else "需要。" if _NEEDED.search(passage.text) else ""
-    return f"{head}【{guide.title}】的办事指南写明：“{passage.text}”"
+    said = f"{head}【{guide.title}】的办事指南写明：“{passage.text}”"
+    if follow_up.also is not None:
+        said += f"\n相关的还有：“{follow_up.also.text}”"
+    return said
