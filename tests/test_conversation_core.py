@@ -268,3 +268,49 @@ def test_passage_vectors_built_with_the_index_are_served_and_checked(tmp_path, e
     follow_ups = FollowUps(encoder, store=store)
     assert follow_ups.answer(MARRIAGE, "周末能办吗").passage is not None
     assert PassageVectors.load(tmp_path / "none", encoder.name) is None
+
+
+def test_a_passage_nearly_as_good_as_the_best_is_quoted_beside_it(service):
+    """"照片要自己去照相馆拍吗": the in-person rule (照片 and 自己去) and the photo material (免费现场拍摄)
+    score within a few hundredths; the citizen gets both, the best first."""
+    reply = service.respond("照片要自己去照相馆拍吗", "ask_aspect", current_id="sample-passport")
+    assert reply is not None and reply.kind == "follow_up", reply
+    assert "本人到场" in reply.text and "免费现场拍摄" in reply.text and "相关的还有" in reply.text
+
+
+def test_a_clear_best_passage_is_quoted_alone(service):
+    reply = service.respond("领失业金期间医保谁交", "ask_aspect", current_id="sample-unemployment-benefit")
+    assert reply is not None and "代缴" in reply.text and "相关的还有" not in reply.text
+
+
+def test_a_deadline_to_apply_by_is_answered_from_the_conditions_not_the_processing_time(service):
+    reply = service.respond("出生多久内要办", "ask_aspect", current_id="sample-newborn-medical")
+    assert reply is not None and "90天" in reply.text, reply.text
+
+
+@pytest.mark.parametrize("text", ["几天能弄好", "how long 能拿到"])
+def test_a_time_question_in_other_words_stays_with_the_item(service, text):
+    """"几天" once left "天" behind as if it named something else, and the item's answer was refused as
+    off-topic."""
+    reply = service.respond(text, "ask_aspect", current_id="sample-notary-kinship", aspect="time")
+    assert reply is not None and reply.guide_id == "sample-notary-kinship" and reply.kind != "off_topic", reply
+    assert "15个工作日" in reply.text
+
+
+def test_a_span_the_nlu_took_for_an_item_that_names_none_stays_with_the_item(service):
+    """The NLU marks "新证" as an item; the knowledge base has no such item, so the question is about
+    the identity card under discussion."""
+    reply = service.respond("多久能拿到新证", "ask_aspect", current_id="sample-id-card-replace", aspect="time",
+                            names_item=True, item_words="新证")
+    assert reply is not None and reply.guide_id == "sample-id-card-replace", reply
+
+
+def test_a_status_like_question_about_the_item_is_answered_from_its_guide(service):
+    reply = service.respond("有两个违章没处理，能年检吗", "ticket_status", current_id="sample-vehicle-inspection")
+    assert reply is not None and reply.guide_id == "sample-vehicle-inspection", reply
+    assert "处理完" in reply.text
+
+
+def test_an_impossible_life_event_is_nothing_fits(service):
+    reply = service.answer_life_event(None, "给我的电子宠物开个出生证明")
+    assert reply.kind == "not_found"

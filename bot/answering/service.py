@@ -114,16 +114,22 @@ def _near_misses(result: SearchResult, settings: Settings) -> list[Record]:
 #: Words that only say *what* is asked ("要多少钱", "在哪办") or fill a sentence; what is left
 #: of an aspect question after removing them names the thing asked about, if anything.
 _ASPECT_WORDING = re.compile(
-    r"(请问|问一下|想问|我想|那个|这个|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需要|需|"
-    r"带|准备|提供|什么|哪些|啥|几|多少|钱|收费|费用|价格|贵|免费|多久|时间|几天|时限|多长|哪里|哪儿|哪|地址|"
-    r"窗口|地点|几点|上班|办理|办|去|在|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|跑|趟|次|电话|"
-    r"热线|咨询|投诉|联系|方式|号码|结果|出来|下来|拿到|批|审批|审核|好|条件|资格|能|可以|不|是|有|没有|一下|我|你|您|们|\s|[^\w])+"
+    # Longest first: an alternation takes the first that fits, and "几" must not leave "天" of "几天".
+    r"(?:"
+    r"where|long|much|when|what|问一下|how|请问|想问|我想|那个|这个|需要|准备|提供|什么|哪些|多少|收费|费用|价格|免费|多久|时间|几天|时限|多长|哪里|哪儿|"
+    r"地址|窗口|地点|几点|上班|办理|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|电话|热线|咨询|投诉|联系|方式|号码|结果|出来|下来|拿到|审批|审核|条件|资格|可以|"
+    r"没有|一下|弄好|搞定|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需|带|啥|几|钱|贵|哪|办|去|在|跑|趟|次|批|好|能|不|是|有|我|你|您|们|弄|"
+    r"搞|\s|[^\w]"
+    r")+"
 )
 
 
 #: Intents that are answered from the knowledge base only when it clearly has the answer (a follow-up
 #: about the item under discussion, or a confident match); otherwise their own response is given.
 SMALL_TALK = frozenset({"greet", "chitchat", "out_of_scope", "affirm", "deny", "goodbye", "thank"})
+#: Intents whose own response (small talk, the complaint form, the status form) is given only when the
+#: knowledge base has no confident answer: a follow-up must fit well, a new question be clear.
+TRIAGED = SMALL_TALK | {"complain", "ticket_status", "rate"}
 #: A follow-up answer this strong stands even when the message also names another item's words.
 STRONG_FOLLOW_UP = 0.85
 #: A follow-up passage this close beats the aspect the NLU heard when the passage is of another kind.
@@ -373,14 +379,46 @@ class GuideService:
 
     def _own_words(self, words: str, guide: Guide, text: str) -> bool:
         """Are ``words`` (what the NLU took for an item name) a phrase of ``guide``'s own text, in a
-        message retrieval does not clearly place elsewhere? ("需要公示吗" after 企业注销登记: yes;
+        message retrieval does not place elsewhere (clearly, or as a family of items this one is not in)?
+        ("需要公示吗" after 企业注销登记: yes;
         "身份证怎么办" after 结婚登记, whose materials name the identity card: no.)"""
         clean = normalize(words, limit=0)
         if len(clean) < 2 or not (clean in normalize(guide.title, limit=0) or any(
                 clean in normalize(p.text, limit=0) for p in followup.passages(guide))):
             return False
         result = self.search(text)
-        return not (result.status == "clear" and result.best is not None and result.best.item.id != guide.id)
+        if result.status == "ambiguous" and self.retriever.names_a_family(result.query, result.matches):
+            matches = result.matches  # "身份证怎么办": the identity-card items, this one not among them
+        elif result.status == "clear":
+            matches = result.matches[:1]
+        else:
+            return True
+        return guide.id in {self._item_of(m.item) for m in matches}
+
+    def _names_an_item(self, words: str, guide: Guide, text: str) -> bool:
+        """Are ``words`` (what the NLU took for an item name) the name of another item: one of the
+        knowledge base's item names or aliases, or words retrieval clearly places at another item?
+        The NLU marks spans like "新证", "证明" or "开个" as items; only the knowledge base can say."""
+        clean = normalize(words, limit=0)
+        if len(clean) < 2:
+            return False
+        if any(guide.id not in e.keys for e in self.retriever.entities.items(clean)):
+            return True
+        whole = self.search(text)
+        if whole.status == "ambiguous" and self.retriever.names_a_family(whole.query, whole.matches):
+            # "身份证怎么办": the message names a family of items (补领, 换领, 临时…), this one not among them.
+            return guide.id not in {self._item_of(m.item) for m in whole.matches}
+        result = self.search(clean)
+        if result.status != "clear" or result.best is None:
+            return False
+        return self._item_of(result.best.item) not in ("", guide.id)
+
+    @staticmethod
+    def _item_of(record: Record) -> str:
+        """The item a record is about: a guide itself, an FAQ entry's first related item ("" if none)."""
+        if isinstance(record, FaqEntry):
+            return record.related[0] if record.related else ""
+        return record.id
 
     def _about(self, leftover: str, guide: Guide) -> bool:
         """Does the leftover of an aspect question plausibly refer to ``guide``? Words that only point
@@ -494,8 +532,11 @@ class GuideService:
         if guide is not None and intent == "complain" and _WANTS_A_PERSON.search(clean) \
                 and not _ASKS_ABOUT.search(clean):
             return None
-        if guide is not None and names_item and item_words and self._own_words(item_words, guide, text):
-            names_item = False  # "需要公示吗" after 企业注销登记: the NLU's "item" is a word of this guide
+        if guide is not None and names_item and item_words and (
+                self._own_words(item_words, guide, text) or not self._names_an_item(item_words, guide, text)):
+            # "需要公示吗" after 企业注销登记: the NLU's "item" is a word of this guide; "新证能寄到家里吗":
+            # "新证" is no item of the knowledge base.
+            names_item = False
         if guide is not None:
             other = names_item or self.names_other_item(text, guide)
             if aspect is not None and not other and intent not in SMALL_TALK and not followup.YES_NO.search(clean) \
@@ -511,7 +552,7 @@ class GuideService:
                 # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
                                           failures=failures)
-            reply, found = self._follow_up(guide, text, strict=intent in SMALL_TALK or intent == "complain")
+            reply, found = self._follow_up(guide, text, strict=intent in TRIAGED)
             if reply is not None and (not other or (reply.kind == "follow_up" and (
                     found or self.follow_ups.answer(guide, text)).score >= STRONG_FOLLOW_UP)):
                 return reply
@@ -525,7 +566,7 @@ class GuideService:
                                       failures=failures, last_question=last_question)
         if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean):
             return None  # "想找人工", "我要反映": the window, not an answer
-        if intent in SMALL_TALK or intent == "complain":
+        if intent in TRIAGED:
             result = self.search(text, region=region, department=department)
             best = result.best.item if result.best is not None else None
             if result.status != "clear" or best is None:
@@ -591,6 +632,8 @@ class GuideService:
         is otherwise found from ``text``. If no event fits, the question is answered as a
         single item.
         """
+        if impossible(normalize(text)):  # "给我的电子宠物开个出生证明": no event of anyone's life
+            return self._not_found(None, 0)
         top: SearchResult | None = None
         if _WHAT_IS.search(normalize(text)):
             top = self.search(text)
