@@ -21,6 +21,7 @@ from bot.answering.social import courtesy
 from bot.errors import BotError
 from bot.settings import get_settings
 from bot.tickets import get_recorder
+from bot.tickets.intake import asks_about_a_ticket
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,20 @@ def courteous(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
     return True
 
 
+def triaged(dispatcher: CollectingDispatcher, tracker: Tracker, intent: str) -> list[EventType] | None:
+    """Retrieval first for a message the NLU took for ``intent`` (small talk, a complaint, a status
+    question, a rating without stars): the events of the answer sent, or None when the knowledge base
+    has no confident answer and the intent's own flow should go on."""
+    try:
+        reply = _respond(tracker, intent)(service())
+    except BotError as error:
+        logger.warning("triage without the knowledge service: %s", error)
+        return None
+    if reply is None or reply.kind == "empty":
+        return None
+    return send(dispatcher, reply, _failures(tracker), tracker=tracker)
+
+
 class ActionTriage(Action):
     """Greetings, thanks, goodbyes, small talk, out-of-scope and complaints, with retrieval asked first:
     a follow-up about the item under discussion or a question the knowledge base clearly answers is
@@ -238,17 +253,12 @@ class ActionTriage(Action):
         intent = str((tracker.latest_message.get("intent") or {}).get("name") or "out_of_scope")
         if courteous(dispatcher, tracker):
             return [SlotSet("escalate", False)] if intent == "complain" else []
-        try:
-            reply = _respond(tracker, intent)(service())
-        except BotError as error:
-            logger.warning("triage without the knowledge service: %s", error)
-            reply = None
-        if reply is None or reply.kind == "empty":
+        events = triaged(dispatcher, tracker, intent)
+        if events is None:
             if intent == "complain":
                 return [SlotSet("escalate", True)]
             own_response(dispatcher, intent)
             return []
-        events = send(dispatcher, reply, _failures(tracker), tracker=tracker)
         return [*events, SlotSet("escalate", False)] if intent == "complain" else events
 
 
@@ -258,3 +268,21 @@ class ActionTriageComplaint(ActionTriage):
 
     def name(self) -> str:
         return "action_triage_complaint"
+
+
+class ActionTriageStatus(Action):
+    """A ticket-status question, retrieval first unless it names a ticket (:func:`asks_about_a_ticket`):
+    "有两个违章没处理，能年检吗" is a follow-up about the item under discussion, and the status form would
+    ask it for a ticket number. Sets slot ``status_lookup``; the rules open the form when it is true."""
+
+    def name(self) -> str:
+        return "action_triage_status"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        text = tracker.latest_message.get("text") or ""
+        if asks_about_a_ticket(text) or _entity(tracker, "ticket_number"):
+            return [SlotSet("status_lookup", True)]
+        events = triaged(dispatcher, tracker, "ticket_status")
+        return [SlotSet("status_lookup", True)] if events is None else [*events, SlotSet("status_lookup", False)]

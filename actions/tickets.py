@@ -17,6 +17,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.actions import triaged
 from bot.answering.service import get_service
 from bot.privacy import mask_phone
 from bot.settings import get_settings
@@ -233,8 +234,12 @@ class ActionRecordRating(Action):
         said = next(tracker.get_latest_entity_values("rating"), None)
         rating = intake.rating_from(said or tracker.get_slot("rating"))
         if rating is None:
-            dispatcher.utter_message(response="utter_ask_rating")
-            return [SlotSet("rating_bad", False)]
+            # No stars in it ("中午12点到1点半能办事吗" read as a rating): a question retrieval can answer
+            # is answered; otherwise the rating is asked for.
+            answered = triaged(dispatcher, tracker, "rate")
+            if answered is None:
+                dispatcher.utter_message(response="utter_ask_rating")
+            return [*(answered or []), SlotSet("rating_bad", False)]
         try:
             get_recorder().record_rating(tracker.sender_id, rating, None, tracker.get_slot("guide_id"))
         except TicketStoreUnavailable:

@@ -13,6 +13,7 @@ from actions.actions import (
     ActionAnswerLifeEvent,
     ActionApplyScope,
     ActionTriage,
+    ActionTriageStatus,
 )
 from bot.answering.service import install_service
 from bot.errors import IndexMissing
@@ -139,3 +140,25 @@ def test_a_question_taken_for_goodbye_is_answered():
     messages, _ = run(ActionTriage(), tracker("下次再签注还要去窗口排队吗", "goodbye",
                                              slots={"guide_id": "sample-hk-macau-permit"}))
     assert messages[0].get("response") != "utter_goodbye" and "港澳" in messages[0]["text"], messages
+
+
+def test_a_status_question_naming_a_ticket_opens_the_status_form():
+    messages, events = run(ActionTriageStatus(), tracker("我的工单处理得怎么样了", "ticket_status"))
+    assert messages == [] and events == [SlotSet("status_lookup", True)]
+
+
+def test_a_status_question_about_the_item_under_discussion_is_answered():
+    messages, events = run(ActionTriageStatus(), tracker("有两个违章没处理，能年检吗", "ticket_status",
+                                                         slots={"guide_id": "sample-vehicle-inspection"}))
+    assert "处理完" in messages[0]["text"] and SlotSet("status_lookup", False) in events
+
+
+def test_a_question_taken_for_a_rating_is_answered_and_rates_nothing():
+    """"中午12点…" once became a one-star rating (its first digit) and opened the callback form."""
+    from actions.tickets import ActionRecordRating
+
+    entities = [{"entity": "rating", "value": "12"}]
+    messages, events = run(ActionRecordRating(), tracker("中午12点到1点半能办事吗", "rate", entities))
+    assert SlotSet("rating_bad", False) in events and not any(
+        isinstance(e, dict) and e.get("name") == "rating" for e in events), events
+    assert "午" in messages[0]["text"], messages

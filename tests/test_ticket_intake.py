@@ -116,6 +116,7 @@ def test_ticket_number_and_access_code():
 
 def test_ratings_comments_and_the_callback_phone():
     assert [rating_from(v) for v in ("5", "4星", 3, None, "9", "")] == [5, 4, 3, None, None, None]
+    assert [rating_from(v) for v in ("12", "12点", "1点半到2点", "45")] == [None, None, None, None]
     assert intake.is_bad_rating(2) and not intake.is_bad_rating(3)
     assert check_comment("跳过") == "" and check_comment(" 等太久 ") == "等太久"
     assert check_callback_phone("跳过") == Checked(intake.NO_PHONE)
@@ -129,3 +130,14 @@ def test_every_problem_names_a_response_in_the_domain():
                                                   check_ticket_number, check_access_code, check_callback_phone)}
     assert None not in problems and problems <= set(responses())
     assert not any("{" in variant.get("text", "") for name in problems for variant in responses()[name])
+
+
+@pytest.mark.parametrize("text", ["查询工单", "我反映的问题有结果了吗", "帮我查下工单BC20261126-0042", "查詢工單進度",
+                                  "你们答应一天内回复的，怎么还没消息", "check my ticket"])
+def test_a_status_question_naming_a_ticket_goes_to_the_status_form(text):
+    assert intake.asks_about_a_ticket(text)
+
+
+@pytest.mark.parametrize("text", ["有两个违章没处理，能年检吗", "多久能有结果", "处理结果多久出来"])
+def test_an_item_question_that_says_processing_is_not_about_a_ticket(text):
+    assert not intake.asks_about_a_ticket(text)

@@ -30,6 +30,14 @@ CANCEL_MAX_CHARS = 8
 #: The form's slots, in the order it asks them.
 TICKET_SLOTS = ("ticket_category", "ticket_description", "ticket_name", "ticket_phone", "ticket_confirm")
 TICKET_NUMBER = re.compile(r"BC\d{8}-\d{4,}", re.IGNORECASE)
+#: Words that show a message is about a ticket the citizen filed ("查询工单", "我反映的问题有结果了吗"),
+#: not a question about an item that merely says 处理 or 结果 ("有两个违章没处理，能年检吗").
+TICKET_WORDS = re.compile(
+    r"工单|查询码|编号|BC\d|反映的|反映过|投诉的|登记的|登记过|之前.{0,6}(?:登记|反映|投诉|提交)|上次.{0,6}(?:登记|反映|投诉|提交)"
+    r"|办不成事|进度|進度|工單|查詢碼|處理到哪|处理到哪|处理得怎么样|处理得如何|有结果了|有回复|回复了吗|有人联系"
+    r"|答应.{0,10}回复|还没消息|跟进|诉求|办结了吗|ticket",
+    re.IGNORECASE,
+)
 
 DESCRIPTION_MIN_CHARS = 4
 DESCRIPTION_MAX_CHARS = 1000
@@ -215,9 +223,10 @@ def check_access_code(value: Any) -> Checked:
 
 
 def rating_from(value: Any) -> int | None:
-    """The stars (1 to 5) in a rating entity or slot ("5", "4星"), or None."""
+    """The stars (1 to 5) in a rating entity or slot ("5", "4星"), or None. A number of more than one
+    digit is no rating ("中午12点…" once filed a one-star callback from its first digit)."""
     digits = re.sub(r"\D", "", str(value or ""))
-    return int(digits[0]) if digits and 1 <= int(digits[0]) <= 5 else None
+    return int(digits) if len(digits) == 1 and 1 <= int(digits) <= 5 else None
 
 
 def is_bad_rating(rating: int) -> bool:
@@ -242,3 +251,10 @@ def check_callback_phone(value: Any) -> Checked:
 def callback_description(rating: int, comment: str) -> str:
     """What a bad-rating callback ticket says."""
     return f"差评（{rating}星）：{comment or '未填写原因'}"
+
+
+def asks_about_a_ticket(text: str) -> bool:
+    """Does a message the NLU took for a ticket-status question name a ticket (its number, 工单,
+    查询码, 我反映的…, 进度)? Otherwise retrieval is asked first: "有两个违章没处理，能年检吗" is about
+    the item under discussion, and sending it to the status form would ask for a ticket number."""
+    return bool(TICKET_WORDS.search(text or ""))
