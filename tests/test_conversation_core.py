@@ -314,3 +314,15 @@ def test_a_status_like_question_about_the_item_is_answered_from_its_guide(servic
 def test_an_impossible_life_event_is_nothing_fits(service):
     reply = service.answer_life_event(None, "给我的电子宠物开个出生证明")
     assert reply.kind == "not_found"
+
+
+def test_another_items_name_in_a_question_retrieval_places_at_this_item_keeps_it(service):
+    """"医保" is an item of its own, but "领失业金期间医保谁交" is about unemployment benefit."""
+    reply = service.respond("领失业金期间医保谁交", "ask_item", current_id="sample-unemployment-benefit",
+                            aspect="time", names_item=True, item_words="医保")
+    assert reply is not None and reply.kind == "follow_up" and "代缴" in reply.text, reply
+
+
+def test_a_complaint_asking_for_a_person_is_not_answered_with_an_aspect(service):
+    """The NLU hears the appointment aspect in "预约了两次都提示失败，想找人工": the person comes first."""
+    assert service.respond("我在网上预约了两次都提示失败，想找人工", "complain", aspect="appointment") is None

@@ -413,6 +413,11 @@ class GuideService:
             return False
         return self._item_of(result.best.item) not in ("", guide.id)
 
+    def _placed_at(self, text: str, guide: Guide) -> bool:
+        """Does retrieval clearly place the whole message at ``guide`` (its guide or an FAQ entry of it)?"""
+        result = self.search(text)
+        return result.status == "clear" and result.best is not None and self._item_of(result.best.item) == guide.id
+
     @staticmethod
     def _item_of(record: Record) -> str:
         """The item a record is about: a guide itself, an FAQ entry's first related item ("" if none)."""
@@ -539,6 +544,8 @@ class GuideService:
             names_item = False
         if guide is not None:
             other = names_item or self.names_other_item(text, guide)
+            if other and self._placed_at(text, guide):
+                other = False  # "领失业金期间医保谁交": 医保 is an item, but the question is about this one
             if aspect is not None and not other and intent not in SMALL_TALK and not followup.YES_NO.search(clean) \
                     and not followup.DEFERRAL.search(clean):
                 # "体检证明多久有效": the NLU hears the time aspect, the guide answers it in a material's
@@ -561,7 +568,7 @@ class GuideService:
                                           failures=failures)
         if guide is None and followup.DEFERRAL.search(clean) and intent not in SMALL_TALK:
             return self.answer_deferral(None, text)
-        if intent == "ask_aspect" or (aspect is not None and intent not in SMALL_TALK):
+        if intent == "ask_aspect" or (aspect is not None and intent not in TRIAGED):
             return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
                                       failures=failures, last_question=last_question)
         if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean):
