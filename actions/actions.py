@@ -251,6 +251,8 @@ class ActionTriage(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent = str((tracker.latest_message.get("intent") or {}).get("name") or "out_of_scope")
+        if intent == "request_human":
+            intent = "complain"  # the same question: does the knowledge base answer it, or does a person?
         if courteous(dispatcher, tracker):
             return [SlotSet("escalate", False)] if intent == "complain" else []
         events = triaged(dispatcher, tracker, intent)
@@ -263,8 +265,10 @@ class ActionTriage(Action):
 
 
 class ActionTriageComplaint(ActionTriage):
-    """A complaint, retrieval first: the same as :class:`ActionTriage`, as its own action because it
-    sets slot ``escalate`` (Rasa's rules need an action to set the same slots in every rule)."""
+    """A complaint or a request for a person, retrieval first: the same as :class:`ActionTriage`, as its
+    own action because it sets slot ``escalate`` (Rasa's rules need an action to set the same slots in
+    every rule). A request for a person is weighed as a complaint: one that names a person or the
+    window opens the form; a question the knowledge base answers is answered."""
 
     def name(self) -> str:
         return "action_triage_complaint"

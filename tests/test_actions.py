@@ -13,6 +13,7 @@ from actions.actions import (
     ActionAnswerLifeEvent,
     ActionApplyScope,
     ActionTriage,
+    ActionTriageComplaint,
     ActionTriageStatus,
 )
 from bot.answering.service import install_service
@@ -162,3 +163,16 @@ def test_a_question_taken_for_a_rating_is_answered_and_rates_nothing():
     assert SlotSet("rating_bad", False) in events and not any(
         isinstance(e, dict) and e.get("name") == "rating" for e in events), events
     assert "午" in messages[0]["text"], messages
+
+
+@pytest.mark.parametrize("text", ["转人工", "我要跟客服说话", "让工作人员打电话给我", "叫你们主管出来"])
+def test_asking_for_a_person_opens_the_form(text):
+    messages, events = run(ActionTriageComplaint(), tracker(text, "request_human",
+                                                            slots={"guide_id": "sample-vehicle-inspection"}))
+    assert messages == [] and events == [SlotSet("escalate", True)]
+
+
+def test_a_question_the_nlu_took_for_asking_for_a_person_is_answered():
+    messages, events = run(ActionTriageComplaint(), tracker("能让4S店帮我代办吗", "request_human",
+                                                            slots={"guide_id": "sample-vehicle-inspection"}))
+    assert SlotSet("escalate", False) in events and "机动车检验" in messages[0]["text"], messages

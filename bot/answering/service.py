@@ -154,7 +154,7 @@ _SCOPE_FILLER = re.compile(
 
 #: A complaint that asks for a person or says the matter cannot be done goes to the window.
 _WANTS_A_PERSON = re.compile(
-    r"人工|真人|办不成|没办成|办不了|没办下来|投诉|反映|找领导|不给办"
+    r"人工|真人|活人|客服|坐席|工作人员|领导|负责人|主管|human|让人来|派个人|找个人|办不成|没办成|办不了|没办下来|投诉|反映|不给办"
     r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
 )
 #: "什么是一件事一次办", "容缺受理是啥意思": asks what a term means.
