@@ -326,3 +326,9 @@ def test_another_items_name_in_a_question_retrieval_places_at_this_item_keeps_it
 def test_a_complaint_asking_for_a_person_is_not_answered_with_an_aspect(service):
     """The NLU hears the appointment aspect in "预约了两次都提示失败，想找人工": the person comes first."""
     assert service.respond("我在网上预约了两次都提示失败，想找人工", "complain", aspect="appointment") is None
+
+
+def test_the_aspect_pointed_at_is_no_other_thing(service):
+    """"这个价" points at the fee, not at something else the way "这件衣服" does."""
+    reply = service.respond("深圳也是这个价吗", "inform", current_id="sample-id-card-renew", region="深圳")
+    assert reply is not None and reply.guide_id == "sample-id-card-renew" and "20元" in reply.text, reply

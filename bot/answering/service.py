@@ -116,9 +116,9 @@ def _near_misses(result: SearchResult, settings: Settings) -> list[Record]:
 _ASPECT_WORDING = re.compile(
     # Longest first: an alternation takes the first that fits, and "几" must not leave "天" of "几天".
     r"(?:"
-    r"where|long|much|when|what|问一下|how|请问|想问|我想|那个|这个|需要|准备|提供|什么|哪些|多少|收费|费用|价格|免费|多久|时间|几天|时限|多长|哪里|哪儿|"
+    r"where|long|much|when|what|价钱|地方|问一下|how|请问|想问|我想|那个|这个|需要|准备|提供|什么|哪些|多少|收费|费用|价格|免费|多久|时间|几天|时限|多长|哪里|哪儿|"
     r"地址|窗口|地点|几点|上班|办理|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|电话|热线|咨询|投诉|联系|方式|号码|结果|出来|下来|拿到|审批|审核|条件|资格|可以|"
-    r"没有|一下|弄好|搞定|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需|带|啥|几|钱|贵|哪|办|去|在|跑|趟|次|批|好|能|不|是|有|我|你|您|们|弄|"
+    r"没有|一下|弄好|搞定|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需|带|啥|几|钱|价|贵|哪|办|去|在|跑|趟|次|批|好|能|不|是|有|我|你|您|们|弄|"
     r"搞|\s|[^\w]"
     r")+"
 )
@@ -491,7 +491,8 @@ class GuideService:
         if followup.DEFERRAL.search(text):
             return self.answer_deferral(guide, text), None
         thing = _THIS_THING.search(normalize(text, limit=0))
-        if thing and not self._about(thing.group(1), guide):
+        # "这个价", "这个时间": the aspect itself pointed at, not a thing; "这件衣服" is a thing.
+        if thing and _ASPECT_WORDING.sub("", thing.group(1)) and not self._about(thing.group(1), guide):
             return None, None  # "这件衣服多少钱" right after an identity-card answer: about something else
         found = found or self.follow_ups.answer(guide, text)
         cue = bool(followup.first_cue_kinds(text))
