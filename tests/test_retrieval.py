@@ -121,6 +121,7 @@ def test_a_keyword_naming_a_family_of_items_offers_them(service, keyword, member
     ("社保卡丢了", "sample-ss-card-replace"),  # a word that tells the family apart
     ("失业金怎么领", "sample-unemployment-benefit"),
     ("协议离婚怎么办", "sample-divorce"),  # its words are not written together in another item's name
+    ("护照怎么办理", "sample-passport"),  # one of the family far ahead of the others (加注, progress look-ups)
 ])
 def test_a_keyword_that_tells_the_items_apart_is_answered(service, question, expected):
     result = service.search(question)

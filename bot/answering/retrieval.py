@@ -53,6 +53,9 @@ _KEYWORD_FILLER = re.compile(
 )
 #: Longest keyword (after the filler) that may name a family of items.
 FAMILY_KEYWORD_CHARS = 8
+#: ... and how far ahead (ranker log-odds: 3.5 is 97%) the first of them may be and still share the
+#: choice: "护照怎么办理" means issuing one, far ahead of 加注 and the progress look-up.
+FAMILY_MARGIN = 3.5
 _BRACKETS = re.compile(r"[（(][^）)]*[）)]")
 
 
@@ -310,7 +313,8 @@ class Retriever:
         "驾照的事情", "公积金怎么提取", "户口")? Then the citizen chooses, however far ahead the ranker
         puts one of them: nothing in the words says which. A keyword with a word that tells them apart
         ("社保卡丢了") covers only one; the province's and a city's guide of one item count once; a
-        keyword that is an item's whole title ("户口迁出") names that item."""
+        keyword that is an item's whole title ("户口迁出") names that item, and so does one whose first
+        item leads the others by :data:`FAMILY_MARGIN`."""
         keyword = _KEYWORD_FILLER.sub("", query)
         if not keyword or len(keyword) > FAMILY_KEYWORD_CHARS or not matches or not isinstance(matches[0].item, Guide):
             return False
@@ -321,7 +325,7 @@ class Retriever:
         family: set[str] = set()
         for match in matches:
             record = match.item
-            if not isinstance(record, Guide):
+            if not isinstance(record, Guide) or matches[0].score - match.score > FAMILY_MARGIN:
                 continue
             title = normalize(record.title, limit=0)
             if title == keyword or _BRACKETS.sub("", title) == keyword:
