@@ -64,10 +64,15 @@ def send(
     events: list[EventType] = [SlotSet("failures", 0.0 if reply.resolved else float(failures + 1))]
     if reply.kind == "empty":
         events = []
-    if reply.guide_id or (moves_on and reply.kind != "empty"):
+    if reply.event:
+        # A life event is now under discussion, no single item: "在哪办" is asked of all its items.
+        events += [SlotSet("event", reply.event), SlotSet("guide_id", None)]
+    elif reply.guide_id or (moves_on and reply.kind != "empty"):
         # A new question moves the conversation on: if it found no single item, no item is
         # "under discussion" any more, so "那要多少钱？" will ask which one instead of guessing.
         events.append(SlotSet("guide_id", reply.guide_id))
+        if moves_on:
+            events.append(SlotSet("event", None))
     return events
 
 
@@ -123,10 +128,10 @@ def _respond(tracker: Tracker, intent: str) -> Callable[[GuideService], Reply | 
     aspect, current = _aspect(tracker), tracker.get_slot("guide_id")
     item = _entity(tracker, "item")
     region, department = tracker.get_slot("region"), tracker.get_slot("department")
-    failures, last = _failures(tracker), tracker.get_slot("last_question")
+    failures, last, event = _failures(tracker), tracker.get_slot("last_question"), tracker.get_slot("event")
     return lambda s: s.respond(text, intent, current_id=current, aspect=aspect, names_item=item is not None,
                                region=region, department=department, failures=failures, last_question=last,
-                               item_words=item)
+                               item_words=item, event=event)
 
 
 def _always(produce: Callable[[GuideService], Reply | None]) -> Callable[[GuideService], Reply]:

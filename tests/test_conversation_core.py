@@ -332,3 +332,15 @@ def test_the_aspect_pointed_at_is_no_other_thing(service):
     """"这个价" points at the fee, not at something else the way "这件衣服" does."""
     reply = service.respond("深圳也是这个价吗", "inform", current_id="sample-id-card-renew", region="深圳")
     assert reply is not None and reply.guide_id == "sample-id-card-renew" and "20元" in reply.text, reply
+
+
+def test_an_aspect_after_a_life_event_is_answered_for_each_of_its_items(service):
+    reply = service.respond("在哪办", "ask_aspect", aspect="place", event="出生一件事")
+    assert reply is not None and reply.kind == "aspect" and reply.event == "出生一件事", reply
+    assert reply.text.startswith("【出生一件事】各事项的办理地点") and "出生医学证明" in reply.text
+    assert len(reply.buttons) == len(service.life_events.plan("出生一件事").guides)
+
+
+def test_a_question_about_one_item_of_a_life_event_is_about_that_item(service):
+    reply = service.respond("刻章要钱吗", "ask_aspect", aspect="fee", event="开办企业一件事")
+    assert reply is not None and reply.guide_id == "sample-company-seal", reply

@@ -352,6 +352,17 @@ def render_aspect(guide: Guide, aspect: str, hotline: str) -> str:
     return text
 
 
+def render_event_aspect(plan: EventPlan, aspect: str, hotline: str) -> str:
+    """One aspect of each item of a life event: "【出生一件事】各事项的办理地点和时间：" and a line per item."""
+    lines = [f"【{plan.event}】各事项的{ASPECTS[aspect]}："]
+    for number, guide in enumerate(plan.guides, 1):
+        body = aspect_text(guide, aspect, hotline).strip()
+        lines.append(f"{number}. {guide.title}：{body}" if "\n" not in body else f"{number}. {guide.title}：\n{body}")
+    if any(g.sample for g in plan.guides):
+        lines.append(SAMPLE_NOTE)
+    return "\n".join(lines)
+
+
 def render_candidates_prompt() -> str:
     return "您问的可能是以下事项，请点选最符合的一项："
 

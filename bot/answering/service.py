@@ -509,7 +509,7 @@ class GuideService:
     def respond(
         self, text: str, intent: str, *, current_id: str | None = None, aspect: str | None = None,
         names_item: bool = False, region: str | None = None, department: str | None = None, failures: int = 0,
-        last_question: str | None = None, item_words: str | None = None,
+        last_question: str | None = None, item_words: str | None = None, event: str | None = None,
     ) -> Reply | None:
         """The knowledge base's answer to a message the NLU took for ``intent``, or None when the
         intent's own response (small talk, out of scope, the complaint form) should be given.
@@ -519,7 +519,10 @@ class GuideService:
         declared small talk or a complaint is answered when the knowledge base clearly fits it;
         requests no service can fulfil are nothing-fits.
 
-        ``names_item``: the NLU found an item mention (``item_words``, when given, are its words)."""
+        ``names_item``: the NLU found an item mention (``item_words``, when given, are its words).
+        ``event``: the life event last answered (一件事), when no single item is under discussion: an
+        aspect question ("在哪办") is answered for each of its items, a question about one of them
+        ("刻章要钱吗") for that one."""
         clean = normalize(text)
         if not has_content(clean):
             return Reply("empty", answers.render_empty())
@@ -530,6 +533,13 @@ class GuideService:
             return Reply("escalate", answers.render_escalation_offer(self.settings.hotline),
                          buttons=[self._escalate_button()])
         guide = self.guide(current_id)
+        if guide is None and event and intent not in SMALL_TALK:
+            members = self.life_events.plan(event).guides
+            if members and aspect in answers.ASPECTS and len(_leftover(text)) < 2:
+                return self.answer_event_aspect(event, aspect)
+            member = self._event_member(text, members)
+            if member is not None:  # the rest is a question about that item
+                guide, current_id = member, member.id
         if intent == "inform":
             scoped = self.answer_scope(text, guide, last_question=last_question, region=region,
                                        department=department, failures=failures)
@@ -632,6 +642,23 @@ class GuideService:
                     return self.answer_guide((same or here)[0].id)
             return self.answer_question(last_question, region=region, department=department, failures=failures)
         return Reply("scope_noted", answers.render_scope_noted(named))
+
+    def _event_member(self, text: str, members: Sequence[Guide]) -> Guide | None:
+        """The item of a life event a question is about ("刻章要钱吗" after 开办企业一件事), if retrieval
+        places the question at one of them."""
+        result = self.search(text)
+        ids = {g.id: g for g in members}
+        # Among the event's few items a weaker match will do: "nothing fits" (which weighs the whole
+        # knowledge base) is overruled when the best match is one of them.
+        matches = result.matches[:1] if result.status == "none" else result.matches
+        return next((ids[self._item_of(m.item)] for m in matches if self._item_of(m.item) in ids), None)
+
+    def answer_event_aspect(self, event: str, aspect: str) -> Reply:
+        """One aspect ("在哪办", "要多久") of every item of a life event, in the order to do them."""
+        plan = self.life_events.plan(event)
+        text = answers.render_event_aspect(plan, aspect, self.settings.hotline)
+        return Reply("aspect", text, buttons=_guide_buttons(plan.guides), guides=plan.guides, event=event,
+                     aspect=aspect)
 
     def answer_life_event(self, name: str | None, text: str) -> Reply:
         """One combined notification for a life event (一件事一次办), in the order to do its items.
