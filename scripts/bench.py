@@ -220,7 +220,7 @@ def main() -> int:
 
 def print_table(r: dict) -> None:
     def row(name: str, value: str, target: str = "") -> None:
-        print(f"  {name:<44}{value:<28}{target}")
+        print(f"  {name:<50}{value:<34}{target}")
 
     print("\nbenchmark (loopback, this machine)")
     row("figure", "measured", "target")
@@ -263,7 +263,7 @@ def print_table(r: dict) -> None:
             f"({prof[name]['table']})")
         for stage, ms in prof[name]["stages_ms"].items():
             if ms >= 0.5:
-                row(f"  {stage[:42]}", f"{ms} ms")
+                row(f"  {stage[:48]}", f"{ms} ms")
     b = r["index_build"]
     # The FAISS index is what the target is about; the follow-up passages are a step of their own.
     ok = "met" if b["seconds"] - b.get("passages_seconds", 0.0) < TARGETS["index_build_s"] else "NOT met"
