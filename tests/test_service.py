@@ -68,3 +68,11 @@ def test_aspect_question_about_something_unknown_is_not_found_not_which_item(ser
     reply = service.answer_aspect("特斯拉多少钱", "fee", None, names_item=False)
     assert reply.kind == "not_found" and "12345" in reply.text
     assert service.answer_aspect("要多少钱", "fee", None, names_item=False).kind == "which_item"
+
+
+def test_a_search_is_remembered_for_the_same_text_and_filters(service):
+    """One message asks about the same text several times; the second time costs nothing."""
+    first = service.search("结婚登记要带什么")
+    assert service.search("结婚登记要带什么") is first
+    assert service.search("结婚登记要带什么", region="广州") is not first
+    assert service.search("结婚登记要带什么", exclude={"sample-marriage"}) is not first

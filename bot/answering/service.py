@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -130,6 +131,8 @@ SMALL_TALK = frozenset({"greet", "chitchat", "out_of_scope", "affirm", "deny", "
 #: Intents whose own response (small talk, the complaint form, the status form) is given only when the
 #: knowledge base has no confident answer: a follow-up must fit well, a new question be clear.
 TRIAGED = SMALL_TALK | {"complain", "ticket_status", "rate"}
+#: Search results :meth:`GuideService.search` keeps (a few KB each).
+SEARCH_CACHE = 1024
 #: A follow-up answer this strong stands even when the message also names another item's words.
 STRONG_FOLLOW_UP = 0.85
 #: A follow-up passage this close beats the aspect the NLU heard when the passage is of another kind.
@@ -209,6 +212,8 @@ class GuideService:
         store = None if encoder is None else followup.PassageVectors.load(getattr(index, "directory", None),
                                                                           encoder.name)
         self.follow_ups = FollowUps(encoder, store=store)
+        self._searches: dict[tuple[object, ...], SearchResult] = {}
+        self._searches_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
@@ -245,7 +250,22 @@ class GuideService:
 
     def search(self, text: str, *, region: str | None = None, department: str | None = None,
                k: int | None = None, exclude: Collection[str] = ()) -> SearchResult:
-        return self.retriever.search(text, region=region, department=department, k=k, exclude=exclude)
+        """The retriever's result, remembered: deciding one message asks about the same text several
+        times (is it a follow-up, does the NLU's item span name an item, a family, an event's item), and
+        a hall hears the same questions all day. The index never changes under a running service, so a
+        remembered result stays right; :data:`SEARCH_CACHE` results are kept, least recently used out."""
+        key = (text, region, department, k, frozenset(exclude))
+        with self._searches_lock:
+            hit = self._searches.pop(key, None)
+            if hit is not None:
+                self._searches[key] = hit
+                return hit
+        result = self.retriever.search(text, region=region, department=department, k=k, exclude=exclude)
+        with self._searches_lock:
+            self._searches[key] = result
+            while len(self._searches) > SEARCH_CACHE:
+                self._searches.pop(next(iter(self._searches)))
+        return result
 
     # --- answers ------------------------------------------------------------------------
 
