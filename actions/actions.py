@@ -189,8 +189,9 @@ class ActionAnswerLifeEvent(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        event = _entity(tracker, "life_event")
-        return answer(dispatcher, lambda s: s.answer_life_event(event, text), _failures(tracker), tracker=tracker)
+        event, current = _entity(tracker, "life_event"), tracker.get_slot("event")
+        return answer(dispatcher, lambda s: s.answer_life_event(event, text, current), _failures(tracker),
+                      tracker=tracker)
 
 
 class ActionApplyScope(Action):

@@ -344,3 +344,17 @@ def test_an_aspect_after_a_life_event_is_answered_for_each_of_its_items(service)
 def test_a_question_about_one_item_of_a_life_event_is_about_that_item(service):
     reply = service.respond("刻章要钱吗", "ask_aspect", aspect="fee", event="开办企业一件事")
     assert reply is not None and reply.guide_id == "sample-company-seal", reply
+
+
+def test_a_question_the_nlu_took_for_a_life_event_is_about_the_event_under_discussion(service):
+    reply = service.answer_life_event(None, "刻章要钱吗", "开办企业一件事")
+    assert reply.guide_id == "sample-company-seal" and "免费" in reply.text, reply
+    assert service.answer_life_event(None, "结婚一件事能办啥", "开办企业一件事").event == "结婚一件事"
+
+
+def test_forms_of_the_items_materials_are_about_the_item_not_the_halls_rule(service):
+    """"原件还是复印件" is in the forms of 工伤认定's materials; with no item, the hall's rule answers."""
+    reply = service.respond("材料要原件还是复印件", "ask_aspect", current_id="sample-work-injury", aspect="materials")
+    assert reply is not None and reply.guide_id == "sample-work-injury" and "原件和复印件" in reply.text, reply
+    hall = service.respond("办事要带复印件吗", "ask_aspect", aspect="materials")
+    assert hall is not None and hall.kind == "faq", hall

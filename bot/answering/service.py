@@ -131,6 +131,9 @@ SMALL_TALK = frozenset({"greet", "chitchat", "out_of_scope", "affirm", "deny", "
 #: Intents whose own response (small talk, the complaint form, the status form) is given only when the
 #: knowledge base has no confident answer: a follow-up must fit well, a new question be clear.
 TRIAGED = SMALL_TALK | {"complain", "ticket_status", "rate"}
+#: Share of an aspect question's leftover pairs that must be in the item's own text for the question
+#: to be about the item rather than about the hall's general rule.
+GUIDE_TEXT_SHARE = 0.6
 #: Search results :meth:`GuideService.search` keeps (a few KB each).
 SEARCH_CACHE = 1024
 #: A follow-up answer this strong stands even when the message also names another item's words.
@@ -360,7 +363,7 @@ class GuideService:
         if names_item or guide is None or len(leftover) >= 2:
             result = self.search(text, region=region)
             rule = _hall_rule(result)
-            if rule is not None and (guide is None or names_item or not self._about(leftover, guide)):
+            if rule is not None and (guide is None or names_item or not self._refers_to(leftover, guide)):
                 # "办事要带复印件吗", "综合窗口是什么": the hall's own answer, not an aspect of some guide.
                 return self.answer_faq(rule, current_id)
             found = [m for m in result.matches if isinstance(m.item, Guide)]  # an aspect is a guide's
@@ -368,13 +371,13 @@ class GuideService:
                 len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)
             if clear and isinstance(found[0].item, Guide):
                 # Another item only when the question names it: "多久能拿到新证" stays with the item.
-                if guide is None or names_item or not self._about(leftover, guide):
+                if guide is None or names_item or not self._refers_to(leftover, guide):
                     guide = found[0].item
             elif result.status != "none" and found and (names_item or guide is None):
                 guides = tuple(m.item for m in found)
                 return Reply("candidates", answers.render_candidates_prompt(), buttons=_guide_buttons(guides),
                              guides=guides)
-            elif guide is not None and not names_item and not self._about(leftover, guide):
+            elif guide is not None and not names_item and not self._refers_to(leftover, guide):
                 # "这件衣服多少钱" right after an identity-card answer: not a question about that item.
                 return Reply("off_topic", answers.render_off_topic(guide, aspect, self.settings.hotline),
                              buttons=[Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))],
@@ -432,6 +435,22 @@ class GuideService:
         if result.status != "clear" or result.best is None:
             return False
         return self._item_of(result.best.item) not in ("", guide.id)
+
+    def _refers_to(self, leftover: str, guide: Guide) -> bool:
+        """Does what an aspect question names besides the aspect refer to ``guide``: its names, or words
+        of its own text ("原件复印件" of its materials' forms)?"""
+        return self._about(leftover, guide) or self._in_guide_text(leftover, guide)
+
+    @staticmethod
+    def _in_guide_text(words: str, guide: Guide) -> bool:
+        """Are most of ``words``' character pairs in ``guide``'s own passages? "原件复印件" (of
+        "材料要原件还是复印件") is in the forms of the item's materials: a question about this item's
+        materials, not about the hall's rule for copies."""
+        pairs = {words[i:i + 2] for i in range(len(words) - 1) if words[i].isalnum() and words[i + 1].isalnum()}
+        if not pairs:
+            return False
+        body = normalize(" ".join(p.text for p in followup.passages(guide)), limit=0)
+        return sum(1 for pair in pairs if pair in body) / len(pairs) >= GUIDE_TEXT_SHARE
 
     def _placed_at(self, text: str, guide: Guide) -> bool:
         """Does retrieval clearly place the whole message at ``guide`` (its guide or an FAQ entry of it)?"""
@@ -680,12 +699,13 @@ class GuideService:
         return Reply("aspect", text, buttons=_guide_buttons(plan.guides), guides=plan.guides, event=event,
                      aspect=aspect)
 
-    def answer_life_event(self, name: str | None, text: str) -> Reply:
+    def answer_life_event(self, name: str | None, text: str, current: str | None = None) -> Reply:
         """One combined notification for a life event (一件事一次办), in the order to do its items.
 
         ``name`` is the event the NLU recognised (may be None or loosely worded); the event
         is otherwise found from ``text``. If no event fits, the question is answered as a
-        single item.
+        single item — with ``current``, the event under discussion, as a question about it
+        ("刻章要钱吗" after 开办企业一件事, which the NLU may take for a life event of its own).
         """
         if impossible(normalize(text)):  # "给我的电子宠物开个出生证明": no event of anyone's life
             return self._not_found(None, 0)
@@ -696,6 +716,10 @@ class GuideService:
             if entry is not None:  # "什么是一件事一次办": what the hall means by it, not one event
                 return self.answer_faq(entry)
         event = self.life_events.find(name, text)
+        if event is None and current:
+            reply = self.respond(text, "ask_item", event=current)
+            if reply is not None:
+                return reply
         if event is None:
             top = top or self.search(text)
             best = top.best.item if top.best and top.status != "none" else None
