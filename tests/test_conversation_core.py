@@ -273,9 +273,11 @@ def test_passage_vectors_built_with_the_index_are_served_and_checked(tmp_path, e
 def test_a_passage_nearly_as_good_as_the_best_is_quoted_beside_it(service):
     """"照片要自己去照相馆拍吗": the in-person rule (照片 and 自己去) and the photo material (免费现场拍摄)
     score within a few hundredths; the citizen gets both, the best first."""
-    reply = service.respond("照片要自己去照相馆拍吗", "ask_aspect", current_id="sample-passport")
-    assert reply is not None and reply.kind == "follow_up", reply
-    assert "本人到场" in reply.text and "免费现场拍摄" in reply.text and "相关的还有" in reply.text
+    guide = service.guide("sample-passport")
+    found = service.follow_ups.answer(guide, "照片要自己去照相馆拍吗")
+    assert found.passage is not None and found.also is not None, found
+    text = render_follow_up(guide, "照片要自己去照相馆拍吗", found, "12345")
+    assert "本人到场" in text and "免费现场拍摄" in text and "相关的还有" in text, text
 
 
 def test_a_clear_best_passage_is_quoted_alone(service):
@@ -320,7 +322,17 @@ def test_another_items_name_in_a_question_retrieval_places_at_this_item_keeps_it
     """"医保" is an item of its own, but "领失业金期间医保谁交" is about unemployment benefit."""
     reply = service.respond("领失业金期间医保谁交", "ask_item", current_id="sample-unemployment-benefit",
                             aspect="time", names_item=True, item_words="医保")
-    assert reply is not None and reply.kind == "follow_up" and "代缴" in reply.text, reply
+    assert reply is not None and reply.guide_id == "sample-unemployment-benefit" and "代缴" in reply.text, reply
+
+
+def test_the_offices_answer_about_the_item_under_discussion_comes_first(service):
+    """"津贴是怎么算的": the item's FAQ entry says how the allowance is computed; a passage of the guide
+    only says where it is paid."""
+    reply = service.respond("津贴是怎么算的", "ask_item", current_id="sample-maternity-allowance")
+    assert reply is not None and reply.kind == "faq" and reply.guide_id == "sample-maternity-allowance", reply
+    assert "月平均工资" in reply.text
+    bare = service.respond("要多少钱", "ask_aspect", current_id="sample-maternity-allowance", aspect="fee")
+    assert bare is not None and bare.kind == "aspect", bare  # a bare aspect gets the guide's own answer
 
 
 def test_a_complaint_asking_for_a_person_is_not_answered_with_an_aspect(service):

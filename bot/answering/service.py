@@ -452,6 +452,11 @@ class GuideService:
         body = normalize(" ".join(p.text for p in followup.passages(guide)), limit=0)
         return sum(1 for pair in pairs if pair in body) / len(pairs) >= GUIDE_TEXT_SHARE
 
+    def _faq_of(self, text: str, guide: Guide) -> FaqEntry | None:
+        """An FAQ entry about ``guide`` that retrieval clearly finds for the whole message."""
+        entry = _clear_faq(self.search(text))
+        return entry if entry is not None and self._item_of(entry) == guide.id else None
+
     def _placed_at(self, text: str, guide: Guide) -> bool:
         """Does retrieval clearly place the whole message at ``guide`` (its guide or an FAQ entry of it)?"""
         result = self.search(text)
@@ -596,6 +601,10 @@ class GuideService:
             other = names_item or self.names_other_item(text, guide)
             if other and self._placed_at(text, guide):
                 other = False  # "领失业金期间医保谁交": 医保 is an item, but the question is about this one
+            entry = None if other or len(_leftover(text)) < 2 else self._faq_of(text, guide)
+            if entry is not None:
+                # "津贴是怎么算的": the office's own answer to this question about this item.
+                return self.answer_faq(entry, guide.id)
             if aspect is not None and not other and intent not in SMALL_TALK and not followup.YES_NO.search(clean) \
                     and not followup.DEFERRAL.search(clean):
                 # "体检证明多久有效": the NLU hears the time aspect, the guide answers it in a material's
