@@ -189,8 +189,8 @@ class ActionAnswerLifeEvent(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        event, current = _entity(tracker, "life_event"), tracker.get_slot("event")
-        return answer(dispatcher, lambda s: s.answer_life_event(event, text, current), _failures(tracker),
+        event, current, item = _entity(tracker, "life_event"), tracker.get_slot("event"), tracker.get_slot("guide_id")
+        return answer(dispatcher, lambda s: s.answer_life_event(event, text, current, item), _failures(tracker),
                       tracker=tracker)
 
 

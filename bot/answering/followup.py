@@ -57,13 +57,16 @@ QUESTION = re.compile(r"几|多少|多久|什么|怎么|怎样|如何|哪|谁|�
 #: Question cues -> the passage kinds and passage words that answer them. A passage that has one
 #: of the words, or is of one of the kinds, gets :data:`CUE_BONUS`.
 CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...] = (
+    # "能转给别人吗" asks about transferring the licence, not about someone else applying for it.
+    (re.compile(r"转给|转让|过户给|转手|转租|借给"), frozenset(), re.compile(r"转让|转借|出租|出借|买卖|不得转")),
     (re.compile(r"代办|代理|找人|委托|别人|家人|邻居|帮我办|帮我申请|帮忙|替我|代替|代领|本人不|亲自|本人去|一个人去"
                 r"|单独去|自己去|自己能|自己申请|自己办|单位给办|谁来办|谁去办|不肯|不给申请"),
      frozenset({"proxy"}), re.compile(r"本人到场|本人.{0,4}办理|亲自|代办|委托|代理人|共同到|到场|用人单位|单位办理"
                                        r"|单位申请|亲属|近亲属|邻居|他人|职工本人|工会")),
     (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|上班|下班|中午|时间段"),
      frozenset({"hours"}), None),
-    (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家"),
+    # "在家就能办吗" is about applying online; "孩子是在家里生的" is not.
+    (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
      frozenset({"online"}), None),
     # "出生多久内要办", "过期了还能换吗": a deadline to apply by is a condition, not the processing time.
     (re.compile(r"多久内|几天内|多少天内|期限|截止|逾期|过期|超过.{0,4}(?:天|月|年)|来不来得及|晚了"),

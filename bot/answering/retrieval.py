@@ -322,10 +322,14 @@ class Retriever:
         # ("社保卡" -> 社会保障卡, "房产证" -> 不动产权证书): a member's name holds one of these whole.
         forms = {keyword} | {keyword.replace(found.group(0), term) for pattern, term in self.synonyms.pairs
                              if (found := pattern.search(keyword))}
+        # "居住证怎么办" asks how to get it done: a progress look-up of the same card is no rival.
+        lookups_count = "查" in keyword or not HOW_TO.search(query)
         family: set[str] = set()
         for match in matches:
             record = match.item
             if not isinstance(record, Guide) or matches[0].score - match.score > FAMILY_MARGIN:
+                continue
+            if not lookups_count and "查询" in record.title:
                 continue
             title = normalize(record.title, limit=0)
             if title == keyword or _BRACKETS.sub("", title) == keyword:

@@ -708,13 +708,15 @@ class GuideService:
         return Reply("aspect", text, buttons=_guide_buttons(plan.guides), guides=plan.guides, event=event,
                      aspect=aspect)
 
-    def answer_life_event(self, name: str | None, text: str, current: str | None = None) -> Reply:
+    def answer_life_event(self, name: str | None, text: str, current: str | None = None,
+                          current_id: str | None = None) -> Reply:
         """One combined notification for a life event (一件事一次办), in the order to do its items.
 
         ``name`` is the event the NLU recognised (may be None or loosely worded); the event
         is otherwise found from ``text``. If no event fits, the question is answered as a
-        single item — with ``current``, the event under discussion, as a question about it
-        ("刻章要钱吗" after 开办企业一件事, which the NLU may take for a life event of its own).
+        single item — with ``current``, the event under discussion, or ``current_id``, the item under
+        discussion, as a question about it ("刻章要钱吗" after 开办企业一件事, "烟草证以后能转给别人吗"
+        after 烟草专卖零售许可, which the NLU may take for life events of their own).
         """
         if impossible(normalize(text)):  # "给我的电子宠物开个出生证明": no event of anyone's life
             return self._not_found(None, 0)
@@ -725,10 +727,14 @@ class GuideService:
             if entry is not None:  # "什么是一件事一次办": what the hall means by it, not one event
                 return self.answer_faq(entry)
         event = self.life_events.find(name, text)
-        if event is None and current:
-            reply = self.respond(text, "ask_item", event=current)
-            if reply is not None:
-                return reply
+        if event is None and (current or self.guide(current_id) is not None):
+            top = top or self.search(text)
+            best = top.best.item if top.best is not None and top.status == "clear" else None
+            members = {g.id for g in self.life_events.plan(current).guides} if current else set()
+            if best is None or self._item_of(best) in members | {current_id}:
+                reply = self.respond(text, "ask_item", current_id=current_id, event=current)
+                if reply is not None:
+                    return reply
         if event is None:
             top = top or self.search(text)
             best = top.best.item if top.best and top.status != "none" else None
