@@ -381,3 +381,13 @@ def test_a_question_the_nlu_took_for_a_life_event_is_about_the_item_under_discus
     assert not reply.text.startswith("可以"), reply.text
     hall = service.answer_life_event(None, "户口在外省，能在这里办哪些事", None, "sample-id-card-replace")
     assert hall.kind == "faq", hall  # retrieval clearly places it elsewhere: the hall's answer
+
+
+def test_each_sentence_of_a_long_time_note_is_a_passage_of_its_own(service):
+    """"公证书拿到境外使用的…海牙认证" was the last sentence of the time limits' passage, and the question
+    about using the certificate abroad found nothing."""
+    guide = service.guide("sample-notary-kinship")
+    notes = [p.text for p in passages(guide) if p.kind == "note"]
+    assert any("海牙认证" in n for n in notes) and all("。" not in n[:-1] for n in notes), notes
+    found = service.follow_ups.answer(guide, "拿到国外用还需要别的手续吗")
+    assert found.passage is not None and "认证" in found.passage.text, found

@@ -101,6 +101,7 @@ _PROXY_OK = re.compile(r"可委托|委托他人|委托代理|可由.{0,8}代|代
 _WEEKEND_Q = re.compile(r"周末|周六|周日|星期六|星期天|礼拜六|礼拜天|节假日")
 _WEEKEND = re.compile(r"周末|周六|周日|星期六|星期日|双休")
 _COPY_Q = re.compile(r"复印件")
+_SENTENCES = re.compile(r"(?<=[。！？!?])")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,11 @@ def passages(guide: Guide) -> list[Passage]:
     if days or guide.time_note:
         parts = [f"{label}{'即办（当场办结）' if d == 0 else f'{d}个工作日'}" for label, d in days]
         out.append(Passage("time", "；".join([*parts, *([guide.time_note] if guide.time_note else [])])))
+        # A note of several sentences also gives each its own passage: "公证书拿到境外使用的，…海牙认证"
+        # drowned in the time limits it was appended to.
+        sentences = [x for x in _SENTENCES.split(guide.time_note or "") if x.strip()]
+        if len(sentences) > 1:
+            out += [Passage("note", x.strip()) for x in sentences]
     if guide.hours:
         out.append(Passage("hours", f"办理时间：{guide.hours}"))
     if guide.place or guide.window:
