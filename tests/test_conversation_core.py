@@ -391,3 +391,10 @@ def test_each_sentence_of_a_long_time_note_is_a_passage_of_its_own(service):
     assert any("海牙认证" in n for n in notes) and all("。" not in n[:-1] for n in notes), notes
     found = service.follow_ups.answer(guide, "拿到国外用还需要别的手续吗")
     assert found.passage is not None and "认证" in found.passage.text, found
+
+
+def test_a_maximum_asked_in_traditional_characters_is_answered_from_the_condition(service):
+    """"最長貸幾年" (read by the NLU as out of scope): the cues are Simplified, so the question is
+    normalised before they are read; a maximum is stated by a condition, not by the time limits."""
+    reply = service.respond("最長貸幾年", "out_of_scope", current_id="sample-hf-loan")
+    assert reply is not None and reply.guide_id == "sample-hf-loan" and "30年" in reply.text, reply

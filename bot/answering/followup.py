@@ -68,6 +68,9 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     # "在家就能办吗" is about applying online; "孩子是在家里生的" is not.
     (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
      frozenset({"online"}), None),
+    # "最长贷几年", "最多能领多少": a maximum is stated by a condition (or a note), not by the time limits.
+    (re.compile(r"最长|最多|最高|最久|上限|封顶"), frozenset({"condition", "note"}),
+     re.compile(r"最长|最多|最高|不超过|上限|封顶")),
     # "出生多久内要办", "过期了还能换吗": a deadline to apply by is a condition, not the processing time.
     (re.compile(r"多久内|几天内|多少天内|期限|截止|逾期|过期|超过.{0,4}(?:天|月|年)|来不来得及|晚了"),
      frozenset({"condition", "refusal"}), re.compile(r"\d+\s*(?:日|天|个?月|年)内|期限|逾期|过期|期满")),

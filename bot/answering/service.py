@@ -532,22 +532,23 @@ class GuideService:
                    ) -> tuple[Reply | None, followup.FollowUp | None]:
         """:meth:`follow_up`, with the passage search's result when it ran (the caller weighs its score);
         ``found``: that search, when the caller already ran it."""
-        if followup.DEFERRAL.search(text):
+        said = normalize(text, limit=0)  # the cues are written in Simplified: "最長貸幾年嗎" must meet them
+        if followup.DEFERRAL.search(said):
             return self.answer_deferral(guide, text), None
-        thing = _THIS_THING.search(normalize(text, limit=0))
+        thing = _THIS_THING.search(said)
         # "这个价", "这个时间": the aspect itself pointed at, not a thing; "这件衣服" is a thing.
         if thing and _ASPECT_WORDING.sub("", thing.group(1)) and not self._about(thing.group(1), guide):
             return None, None  # "这件衣服多少钱" right after an identity-card answer: about something else
         found = found or self.follow_ups.answer(guide, text)
-        cue = bool(followup.first_cue_kinds(text))
-        asks = cue or bool(followup.YES_NO.search(text) or followup.QUESTION.search(text))
-        if found.passage is None and (not cue or (strict and not followup.YES_NO.search(text))):
+        cue = bool(followup.first_cue_kinds(said))
+        asks = cue or bool(followup.YES_NO.search(said) or followup.QUESTION.search(said))
+        if found.passage is None and (not cue or (strict and not followup.YES_NO.search(said))):
             return None, found
         weak = found.score < self.follow_ups.min_score + 0.05
         if found.passage is not None and strict and (not asks or (not cue and weak)):
             return None, found
         full = Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))
-        body = followup.render_follow_up(guide, text, found, self.settings.hotline)
+        body = followup.render_follow_up(guide, said, found, self.settings.hotline)
         return Reply("follow_up", body, buttons=[full], guides=(guide,), guide_id=guide.id), found
 
     def respond(
