@@ -451,7 +451,7 @@ class FollowUps:
         scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
         score, _, passage = scored[0]
         also = next((p for sc, _, p in scored[1:3] if sc >= max(self.min_score, score - RUNNER_UP_MARGIN)
-                     and p.text != passage.text and p.text not in passage.text), None)
+                     and p.text not in passage.text and passage.text not in p.text), None)
         if about_material and YES_NO.search(text):
             ruled_out = _ruled_out(text, guide)
             if ruled_out is not None:
