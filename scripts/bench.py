@@ -114,7 +114,7 @@ def retrieval_figures(questions: list[str], encoder: str | None = None) -> dict:
     service = GuideService.from_settings(settings.with_(encoder=encoder) if encoder else settings)
     service.search("预热")
     times: list[list[float]] = []
-    for _ in range(3):  # the first pass encodes every question; the query cache answers the next two
+    for _ in range(3):  # the first pass searches every question; the service remembers them for the next two
         times.append([])
         for q in questions:
             started = time.perf_counter()
@@ -246,7 +246,7 @@ def print_table(r: dict) -> None:
         f"p50 {r['retrieval']['p50_ms']} / p95 {r['retrieval']['p95_ms']} ms", f"p95 < 8 ms ({ok})")
     if "new_p95_ms" in r["retrieval"]:
         row("  new questions (encoded)", f"p50 {r['retrieval']['new_p50_ms']} / p95 {r['retrieval']['new_p95_ms']} ms")
-        row("  repeated questions (query cache)",
+        row("  repeated questions (remembered result)",
             f"p50 {r['retrieval']['repeated_p50_ms']} / p95 {r['retrieval']['repeated_p95_ms']} ms")
     for other in r.get("retrieval_others") or []:
         ratio = round(r["retrieval"]["p95_ms"] / max(other["p95_ms"], 0.1), 2)
