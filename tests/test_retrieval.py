@@ -126,3 +126,12 @@ def test_a_keyword_naming_a_family_of_items_offers_them(service, keyword, member
 def test_a_keyword_that_tells_the_items_apart_is_answered(service, question, expected):
     result = service.search(question)
     assert result.status == "clear" and result.best.item.id == expected, [m.item.id for m in result.matches]
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("港澳通行证怎么办", "sample-hk-macau-permit"),  # its alias whole; 办理往来港澳通行证 only holds it
+    ("注册公司要多久", "sample-company-setup"),  # what is asked ("要多久") aside, the alias 注册公司
+])
+def test_a_question_that_is_exactly_one_items_name_is_answered_with_it(service, question, expected):
+    result = service.search(question)
+    assert result.status == "clear" and result.best.item.id == expected, [m.item.id for m in result.matches]

@@ -57,6 +57,12 @@ FAMILY_KEYWORD_CHARS = 8
 #: choice: "护照怎么办理" means issuing one, far ahead of 加注 and the progress look-up.
 FAMILY_MARGIN = 3.5
 _BRACKETS = re.compile(r"[（(][^）)]*[）)]")
+#: What a question asks of an item besides naming it ("注册公司要多久", "港澳通行证在哪办"): removed, with
+#: the keyword filler, before asking whether the rest is exactly one item's name.
+_ASKS_OF_IT = re.compile(
+    r"要多久|多久|要几天|几天|要多少钱|多少钱|要钱吗|收费吗|要带什么|带什么|要什么材料|需要什么材料|什么材料"
+    r"|要什么|需要什么|在哪里办|在哪办|去哪里办|去哪办|在哪里|去哪里|哪里办|流程|怎么申请|怎么领|怎么换|怎么补"
+)
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,11 @@ class Retriever:
         self._lexical = _Lexical(index.records)
         self._names = [normalize(" ".join(names_of(r)), limit=0) for r in index.records]
         self._titles = [normalize(r.title, limit=0) for r in index.records]
+        #: Each guide's whole names (title, title without its bracketed case, aliases): a question that
+        #: is exactly one of them names that item.
+        whole = [[normalize(t, limit=0) for t in names_of(r)] if isinstance(r, Guide) else [] for r in index.records]
+        self._exact = [{n for t in names for n in (t, _BRACKETS.sub("", t))} for names in whole]
+        self._position = {r.id: i for i, r in enumerate(index.records)}
         self._vectors = index.vectors()
         #: For an FAQ entry, the item it belongs to (its first related id); "" for guides.
         self._item_of = [r.related[0] if isinstance(r, FaqEntry) and r.related else "" for r in index.records]
@@ -227,10 +238,11 @@ class Retriever:
         self._prefer_the_item(expanded, scored)
         matches = [Match(self.records[p], round(s, 4), round(v["dense"], 4), round(v["lexical"], 4), v)
                    for s, p, v in scored[:k]]
+        named = self._named_exactly(query, matches)
         signals = self._signals(query, scored, float(lexical.max()) if len(lexical) else 0.0)
         p_none = self.nothing_fits.probability(signals) if self.nothing_fits and signals else None
         return SearchResult(
-            query=query, status=self._decide(query, matches, p_none), matches=matches,
+            query=query, status=self._decide(query, matches, p_none, named=named), matches=matches,
             seconds=time.perf_counter() - started, signals=signals, p_none=p_none, mentions=mentions,
         )
 
@@ -284,7 +296,22 @@ class Retriever:
             "short": 1.0 if chars <= SHORT_QUERY else 0.0,
         }
 
-    def _decide(self, query: str, matches: list[Match], p_none: float | None) -> Status:
+    def _named_exactly(self, query: str, matches: list[Match]) -> bool:
+        """Is the question, less what it asks of the item, exactly one candidate's name ("教师资格认定
+        怎么办", "注册公司要多久", "港澳通行证怎么办": a title or an alias written whole)? That candidate
+        then goes first when it is within :data:`FAMILY_MARGIN` of the first, and is answered however
+        close its rivals: the citizen named it. Reorders ``matches`` in place; True when it applied."""
+        keyword = _KEYWORD_FILLER.sub("", _ASKS_OF_IT.sub("", query))
+        if len(keyword) < 2 or not matches or not isinstance(matches[0].item, Guide):
+            return False  # an FAQ entry first is the office's answer to the question as asked: it stays
+        exact = [i for i, m in enumerate(matches)
+                 if isinstance(m.item, Guide) and keyword in self._exact[self._position[m.item.id]]]
+        if len(exact) != 1 or matches[0].score - matches[exact[0]].score > FAMILY_MARGIN:
+            return False
+        matches.insert(0, matches.pop(exact[0]))
+        return True
+
+    def _decide(self, query: str, matches: list[Match], p_none: float | None, *, named: bool = False) -> Status:
         if not matches:
             return "none"
         if self.nothing_fits is not None and p_none is not None:
@@ -297,6 +324,8 @@ class Retriever:
                 return "none"
         elif matches[0].dense < self.settings.min_score:
             return "none"
+        if named:
+            return "clear"
         # Only another item is a rival: an FAQ entry about the first item (or that entry's item) is not.
         first = matches[0].item
         family = {first.id, first.related[0] if isinstance(first, FaqEntry) and first.related else ""}
