@@ -85,6 +85,17 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                 turn.insert(0, (json.loads(data or "{}").get("data")) or {})
         return turn
 
+    async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
+        """Rasa's own read, loading only the ``data`` column: the same events, without building an
+        ORM object per row (a third of reading a tracker once the event classes come from a table)."""
+        with self.session_scope() as session:
+            rows = (self._event_query(session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions)
+                    .with_entities(self.SQLEvent.data).all())
+        events = [json.loads(data) for (data,) in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         with self.session_scope() as session:
