@@ -92,6 +92,10 @@ SETTINGS: tuple[Setting, ...] = (
             "a 2-core machine: two processes with two threads each ran a query 30 times slower."),
     Setting("RASA_THREADS", "1",
             "CPU threads Rasa's TensorFlow may use per operation (TF_INTRA_OP_PARALLELISM_THREADS; inter-op 1)."),
+    Setting("RASA_WORKERS", "2",
+            "Rasa server processes (Sanic workers, SANIC_WORKERS) sharing the port: one process uses one core, "
+            "so on a 2-core machine two answer a burst of messages in about half the time (`make bench`). "
+            "Each loads the model (~1.6 GB)."),
     Setting("RASA_HOST", "127.0.0.1", "Interface the Rasa server listens on."),
     Setting("RASA_PORT", "5005", "Port of the Rasa server (the channels under /webhooks/)."),
     Setting("RASA_API_TOKEN", "",
@@ -116,6 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the Rasa server reaches the action server (read by endpoints.yml)."),
     Setting("RASA_TRACKER_DB", "var/rasa/tracker.db",
             "SQLite file of the Rasa tracker store: conversations survive restarts (read by endpoints.yml)."),
+    Setting("RASA_LOCK_DB", "var/rasa/locks.db",
+            "SQLite file where the Rasa workers share their per-conversation locks (read by endpoints.yml)."),
     Setting("KIOSK_ASR", "whisper",
             "The kiosk's speech recognition: whisper (offline, this machine), http (KIOSK_ASR_URL) or module:Class."),
     Setting("KIOSK_ASR_URL", "", "With KIOSK_ASR=http: the office's recognition service (contract in the README)."),
@@ -154,12 +160,12 @@ def threads_for(process: str, env: Mapping[str, str]) -> dict[str, str]:
         try:
             return str(max(1, int(env.get(name) or default)))
         except ValueError as error:
-            raise ConfigError(f"{name}={env.get(name)!r}: expected a whole number of threads") from error
+            raise ConfigError(f"{name}={env.get(name)!r}: expected a whole number") from error
 
     if process == "rasa":
         n = count("RASA_THREADS", "1")
         return {"TF_INTRA_OP_PARALLELISM_THREADS": n, "TF_INTER_OP_PARALLELISM_THREADS": "1",
-                "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+                "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "SANIC_WORKERS": count("RASA_WORKERS", "2")}
     if process == "actions":
         n = count("ACTION_THREADS", "1")
         return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "false"}

@@ -264,7 +264,8 @@ def start_scaled(data: Path, extra_env: dict[str, str] | None = None, *, port: i
         for n, p in enumerate(action_ports, 1)
     ]
     rasa = [
-        Process(f"Rasa server {n}", rasa_command(p, ENDPOINTS), {**env_for("rasa", env), **threads_for("rasa", env)},
+        Process(f"Rasa server {n}", rasa_command(p, ENDPOINTS),
+                {**env_for("rasa", env), **threads_for("rasa", {"RASA_WORKERS": "1", **env})},
                 logs / f"rasa-{n}.log",
                 functools.partial(_rasa_ready, f"http://127.0.0.1:{p}"), startup_seconds)
         for n, p in enumerate(rasa_ports, 1)

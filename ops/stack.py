@@ -35,6 +35,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc): the Rasa server's Sanic workers are its children."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        found.append(one)
+        todo.extend(parents.get(one, []))
+    return found
+
+
 def missing_parts() -> list[str]:
     """What must be built first, as make targets."""
     needs = [(RASA_BIN, "make venvs"), (ACTION_PY, "make venvs"), (RASA_MODEL, "make train"),
@@ -114,16 +131,18 @@ class Process:
             self.proc.wait()
 
     def rss_mb(self) -> float | None:
-        """Resident memory of the process (Linux), in MB."""
+        """Resident memory of the process and its children (the Rasa server's workers), in MB (Linux)."""
         if self.proc is None or self.proc.poll() is not None:
             return None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
+        total = 0
+        for pid in process_tree(self.proc.pid):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024 if total else None
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -172,7 +191,8 @@ def start_stack(data: Path, extra_env: dict[str, str] | None = None) -> Stack:
                ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
                GUIDE_SHEET_URL=f"http://127.0.0.1:{action_port}/sheets/{{id}}",
                TICKETS_DB_URL=f"sqlite:///{data / 'tickets.db'}",
-               RASA_TRACKER_DB=str(data / "tracker.db"), RASA_TELEMETRY_ENABLED="false",
+               RASA_TRACKER_DB=str(data / "tracker.db"), RASA_LOCK_DB=str(data / "locks.db"),
+               RASA_TELEMETRY_ENABLED="false",
                TF_CPP_MIN_LOG_LEVEL="2", SQLALCHEMY_SILENCE_UBER_WARNING="1", HF_HUB_OFFLINE="1",
                SANIC_FALLBACK_ERROR_FORMAT="json",
                ACTION_SECRET=secrets.token_urlsafe(32), SENDER_ID_SECRET=secrets.token_urlsafe(32))

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
 from bot.knowledge.embedding.encoder import BACKENDS  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from ops.stack import RASA_BIN, Stack, start_stack  # noqa: E402
+from ops.stack import RASA_BIN, Stack, process_tree, start_stack  # noqa: E402
 
 FOLLOW_UPS = ["那要多少钱？", "在哪里办？", "要多久？", "要带什么材料？"]
 #: Pause between an answer and the citizen's next message in the 20-conversation figure: reading
@@ -49,9 +49,15 @@ TARGETS = {"p95_ms_at_20": 300.0, "messages_per_s": 35.0, "retrieval_p95_ms": 8.
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) a process and its live children (the Rasa workers) have used so far."""
+    total = 0
+    for one in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:

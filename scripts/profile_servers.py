@@ -125,7 +125,8 @@ def profile(stack: Stack, questions: list[str], out_dir: Path, seconds: int = 40
     with tempfile.TemporaryDirectory() as tmp:
         raws = {name: Path(tmp) / f"{name}.txt" for name in pids}
         spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
-                                   "--format", "raw", "--output", str(raws[name]), "--nonblocking"],
+                                   "--format", "raw", "--output", str(raws[name]), "--nonblocking",
+                                   "--subprocesses"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for name, pid in pids.items()]
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -17,6 +17,7 @@ RASA_PORT=${RASA_PORT:-5005}
 export ACTION_HOST ACTION_PORT
 export ACTION_ENDPOINT_URL=${ACTION_ENDPOINT_URL:-http://$ACTION_HOST:$ACTION_PORT/webhook}
 export RASA_TRACKER_DB=${RASA_TRACKER_DB:-var/rasa/tracker.db}
+export RASA_LOCK_DB=${RASA_LOCK_DB:-var/rasa/locks.db}
 export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 SQLALCHEMY_SILENCE_UBER_WARNING=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # Errors Sanic answers itself (a body over the size limit: 413) in JSON, like the channels' own.
@@ -30,7 +31,7 @@ export STAFF_HOST STAFF_PORT
 # readable by this user only.
 umask 077
 mkdir -p var && chmod 700 var
-mkdir -p var/log "$(dirname "$RASA_TRACKER_DB")"
+mkdir -p var/log "$(dirname "$RASA_TRACKER_DB")" "$(dirname "$RASA_LOCK_DB")"
 
 # A secret kept in var/<file> unless the environment gives one: made once for this machine.
 secret() {  # variable, file

@@ -118,6 +118,32 @@ def test_rate_limit_is_per_key_and_recovers():
     assert len(limit._events) <= 2  # a flood of new keys does not grow memory
 
 
+def test_a_shared_rate_limit_counts_every_worker_together(tmp_path):
+    from bot.channels.guard import SharedRateLimit
+
+    path = str(tmp_path / "shared.db")
+    worker_a = SharedRateLimit(path, "listen", 3, 60)
+    worker_b = SharedRateLimit(path, "listen", 3, 60)
+    other_route = SharedRateLimit(path, "speak", 3, 60)
+    assert [w.allow("a", now=t) for w, t in ((worker_a, 0), (worker_b, 1), (worker_a, 2), (worker_b, 3))] == [
+        True, True, True, False]
+    assert worker_a.retry_after("a", now=3) == 57 == worker_b.retry_after("a", now=3)
+    assert worker_b.allow("b", now=3) and other_route.allow("a", now=3)
+    assert worker_b.allow("a", now=60.5) and worker_b.retry_after("z", now=61) == 0
+
+
+def test_each_process_keeps_its_limits_unless_several_workers_serve(monkeypatch, tmp_path):
+    from bot.channels.guard import SharedRateLimit, rate_limit
+
+    monkeypatch.delenv("SANIC_WORKERS", raising=False)
+    assert isinstance(rate_limit("x", 3, 60), RateLimit)
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    monkeypatch.setenv("RASA_LOCK_DB", str(tmp_path / "locks.db"))
+    shared = rate_limit("x", 3, 60)
+    assert isinstance(shared, SharedRateLimit) and shared.allow("k")
+    assert (tmp_path / "locks.db").is_file()
+
+
 def test_the_real_client_address_is_believed_only_from_a_local_proxy():
     from bot.channels.guard import client_key
 

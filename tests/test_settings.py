@@ -25,3 +25,17 @@ def test_defaults_resolve_relative_to_the_project():
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
+
+
+def test_the_rasa_server_gets_its_worker_count_and_a_bad_one_is_refused():
+    import pytest
+
+    from bot.errors import ConfigError
+    from bot.settings import threads_for
+
+    assert threads_for("rasa", {})["SANIC_WORKERS"] == "2"
+    assert threads_for("rasa", {"RASA_WORKERS": "1"})["SANIC_WORKERS"] == "1"
+    assert threads_for("rasa", {"RASA_WORKERS": "0"})["SANIC_WORKERS"] == "1"  # at least one
+    assert "SANIC_WORKERS" not in threads_for("actions", {})
+    with pytest.raises(ConfigError, match="RASA_WORKERS"):
+        threads_for("rasa", {"RASA_WORKERS": "two"})

@@ -170,3 +170,57 @@ def test_odd_encodings_and_digits_are_refused_with_the_typed_error(case):
             parse_message('<?xml version="1.0" encoding="gbk"?><xml><Content>办</Content></xml>'.encode("gbk"))
         else:
             verify(TOKEN, "²", NONCE, signature(TOKEN, "²", NONCE), now=int(TS))
+
+
+# -- the memory the Rasa workers of one machine share (SQLiteMemory)
+
+def test_shared_memory_refuses_a_replay_seen_by_another_worker(tmp_path):
+    from bot.channels.wechat_core import SQLiteMemory
+
+    path = str(tmp_path / "shared.db")
+    worker_a, worker_b = SQLiteMemory(path), SQLiteMemory(path)
+    now = 1_714_036_504.0
+    assert worker_a.first_time(TS, NONCE, now)
+    assert not worker_b.first_time(TS, NONCE, now + 1)  # the replay lands on the other worker
+    assert worker_b.first_time(TS, "another-nonce", now + 1)
+    # pairs older than twice the freshness window are forgotten (a stale timestamp is refused anyway)
+    assert worker_b.first_time(TS, NONCE, now + 2 * worker_b.max_age + 1)
+
+
+def test_shared_memory_sends_the_next_part_from_any_worker(tmp_path):
+    from bot.channels.wechat_core import SQLiteMemory
+
+    path = str(tmp_path / "shared.db")
+    worker_a, worker_b = SQLiteMemory(path), SQLiteMemory(path)
+    worker_a.keep_parts("wx-1", ["第二段", "第三段"])
+    assert worker_b.next_part("wx-1") == ("第二段", True)
+    assert worker_a.next_part("wx-1") == ("第三段", False)
+    assert worker_b.next_part("wx-1") == (None, False)
+    worker_a.keep_parts("wx-1", ["旧的"])
+    worker_b.keep_parts("wx-1", ["新的"])  # a new long answer replaces what was left of the old one
+    assert worker_a.next_part("wx-1") == ("新的", False)
+    worker_a.keep_parts("wx-1", ["x"])
+    worker_a.keep_parts("wx-1", [])
+    assert worker_b.next_part("wx-1") == (None, False)
+
+
+def test_shared_memory_opens_its_own_connection_after_a_fork(tmp_path):
+    import os
+
+    from bot.channels.wechat_core import SQLiteMemory
+
+    memory = SQLiteMemory(str(tmp_path / "shared.db"))
+    memory.keep_parts("wx-2", ["a", "b"])  # the parent's connection exists before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child, as a Sanic worker forked after the channel was built
+        try:
+            part, more = memory.next_part("wx-2")
+            os.write(write, f"{part}|{more}|{memory._file._pid == os.getpid()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    got = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    assert got == "a|True|True"
+    assert memory.next_part("wx-2") == ("b", False)  # the parent sees what the child took

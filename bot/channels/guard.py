@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from typing import Any
 from sanic.request import Request
 
 from bot.errors import BadRequest
+from bot.settings import raw_setting
+from bot.sqlite import SharedFile
 
 #: Longest message a citizen may send (characters); longer ones get a clear 400.
 MAX_MESSAGE = 2000
@@ -158,3 +161,56 @@ class RateLimit:
         if not events or len(events) < self.limit:
             return 0
         return max(1, int(self.seconds - (now - events[0]) + 0.999))
+
+
+class SharedRateLimit:
+    """:class:`RateLimit` kept in a SQLite file, so the Rasa workers of one machine count together:
+    with two workers a per-process limit would let a client through twice as often."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS rate_events (name TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL)",
+              "CREATE INDEX IF NOT EXISTS rate_events_key ON rate_events (name, key, at)",
+              "CREATE INDEX IF NOT EXISTS rate_events_at ON rate_events (at)")
+
+    def __init__(self, path: str, name: str, limit: int, seconds: float) -> None:
+        self.name, self.limit, self.seconds = name, limit, seconds
+        self._file = SharedFile(path, self.SCHEMA)
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        """Count one event for ``key``; False when it is over the limit (the event is not counted)."""
+        now = time.time() if now is None else now
+        with self._file.transaction() as db:
+            db.execute("DELETE FROM rate_events WHERE at <= ?", (now - self.seconds,))
+            (count,) = db.execute("SELECT count(*) FROM rate_events WHERE name = ? AND key = ?",
+                                  (self.name, key)).fetchone()
+            allowed = count < self.limit
+            if allowed:
+                db.execute("INSERT INTO rate_events (name, key, at) VALUES (?, ?, ?)", (self.name, key, now))
+        return allowed
+
+    def retry_after(self, key: str, now: float | None = None) -> int:
+        """Whole seconds until ``key`` may try again (0 when it may now)."""
+        now = time.time() if now is None else now
+        rows = self._file.read("SELECT count(*), min(at) FROM rate_events WHERE name = ? AND key = ? AND at > ?",
+                               (self.name, key, now - self.seconds))
+        count, first = rows[0]
+        if count < self.limit or first is None:
+            return 0
+        return max(1, int(self.seconds - (now - first) + 0.999))
+
+
+def shared_file_of_workers() -> str | None:
+    """The SQLite file the Rasa workers share (``RASA_LOCK_DB``) when this server runs several
+    (Sanic's ``SANIC_WORKERS``, set from ``RASA_WORKERS``); None when it is the only process."""
+    try:
+        several = int(os.environ.get("SANIC_WORKERS") or "1") > 1
+    except ValueError:
+        several = False
+    path = raw_setting("RASA_LOCK_DB").strip()
+    return path if several and path else None
+
+
+def rate_limit(name: str, limit: int, seconds: float) -> RateLimit | SharedRateLimit:
+    """A limit this process keeps when it is the only Rasa worker, else one the workers share:
+    the same limit for a client whichever worker answers it."""
+    shared = shared_file_of_workers()
+    return SharedRateLimit(shared, name, limit, seconds) if shared else RateLimit(limit, seconds)

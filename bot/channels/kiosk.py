@@ -40,7 +40,7 @@ from sanic.response import HTTPResponse
 
 from bot.channels import settings_with
 from bot.channels.assets import asset
-from bot.channels.guard import RateLimit, client_key
+from bot.channels.guard import client_key, rate_limit
 from bot.channels.kiosk_core import GUIDE_ID, render_kiosk
 from bot.channels.rest import GuideChannel, limit_requests
 from bot.settings import raw_setting
@@ -91,8 +91,8 @@ class KioskChannel(GuideChannel):
         self._spoken: OrderedDict[str, bytes] = OrderedDict()
         self._waiting = 0
         self._warm_started = False
-        self._listen_limit = RateLimit(LISTEN_PER_MINUTE, 60)
-        self._speak_limit = RateLimit(SPEAK_PER_MINUTE, 60)
+        self._listen_limit = rate_limit("kiosk-listen", LISTEN_PER_MINUTE, 60)
+        self._speak_limit = rate_limit("kiosk-speak", SPEAK_PER_MINUTE, 60)
 
     @classmethod
     def name(cls) -> str:

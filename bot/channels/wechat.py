@@ -11,9 +11,11 @@ and nothing reaches Rasa. WeChat shows plain text only, so buttons become lines 
 type back, and an answer longer than one WeChat message is sent in parts: the first now, the
 next when the citizen replies "继续".
 
-The nonces seen and the parts still to send live in this process, or, with
-``WECHAT_REPLAY_REDIS`` set (the scaled deployment), in Redis, shared by every Rasa server: a
-replay sent to the other server of a pair is refused too, and "继续" works on either. The
+The nonces seen and the parts still to send live in this process when one Rasa process serves;
+with several workers on one machine (``RASA_WORKERS``) in the SQLite file they share
+(``RASA_LOCK_DB``); with ``WECHAT_REPLAY_REDIS`` set (the scaled deployment), in Redis, shared by
+every Rasa server: a replay sent to another worker or server is refused too, and "继续" works on
+any of them. The
 conversation id is ``wx-`` and a keyed hash of the openid (``SENDER_ID_SECRET``), never the
 openid itself.
 
@@ -34,13 +36,15 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import MAX_MESSAGE, sender_key
+from bot.channels.guard import MAX_MESSAGE, sender_key, shared_file_of_workers
 from bot.channels.miniprogram_core import sender_id
 from bot.channels.rest import GuideChannel, add_common_routes
 from bot.channels.wechat_core import (
     MAX_AGE,
+    PARTS_SECONDS,
     TEXT_LIMIT_BYTES,
     ReplayGuard,
+    SQLiteMemory,
     WeChatError,
     parse_message,
     reply_xml,
@@ -78,10 +82,6 @@ class Memory(Protocol):
     def next_part(self, user: str) -> tuple[str | None, bool]:
         """(the next part or None, whether more parts follow it)."""
         ...
-
-
-#: How long unsent parts of a long answer are kept for "继续".
-PARTS_SECONDS = 3600
 
 
 class LocalMemory:
@@ -149,8 +149,12 @@ class RedisMemory:
         return str(parts[0]), bool(rest)
 
 
-def memory_from_settings(url: str) -> Memory:
-    return RedisMemory(url) if url.strip() else LocalMemory()
+def memory_from_settings(url: str, shared_file: str | None = None) -> Memory:
+    """Redis when configured; else the workers' shared SQLite file when several workers serve;
+    else this process's memory."""
+    if url.strip():
+        return RedisMemory(url)
+    return SQLiteMemory(shared_file) if shared_file else LocalMemory()
 
 
 class WeChatChannel(GuideChannel):
@@ -158,7 +162,8 @@ class WeChatChannel(GuideChannel):
 
     def __init__(self, token: str | None = None, memory: Memory | None = None) -> None:
         self.token = token if token is not None else raw_setting("WECHAT_TOKEN")
-        self.memory = memory if memory is not None else memory_from_settings(raw_setting("WECHAT_REPLAY_REDIS"))
+        self.memory = memory if memory is not None else memory_from_settings(
+            raw_setting("WECHAT_REPLAY_REDIS"), shared_file_of_workers())
 
     @classmethod
     def name(cls) -> str:

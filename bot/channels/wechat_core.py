@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import threading
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.errors import RequestRefused
+from bot.sqlite import SharedFile
 
 #: How far a request's timestamp may be from our clock, in seconds.
 MAX_AGE = 300
@@ -160,3 +162,49 @@ def reply_xml(incoming: Incoming, text: str, *, now: float | None = None) -> str
             f"<MsgType>{_cdata('text')}</MsgType>"
             f"<Content>{_cdata(text)}</Content>"
             "</xml>")
+
+
+#: How long unsent parts of a long answer are kept for "继续".
+PARTS_SECONDS = 3600
+
+
+class SQLiteMemory:
+    """The channel's memory in a SQLite file, shared by the Rasa workers of one machine."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS wechat_seen (key TEXT PRIMARY KEY, at REAL NOT NULL)",
+              "CREATE TABLE IF NOT EXISTS wechat_parts (user TEXT PRIMARY KEY, at REAL NOT NULL, parts TEXT NOT NULL)")
+
+    def __init__(self, path: str, max_age: int = MAX_AGE) -> None:
+        self.path = path
+        self.max_age = max_age
+        self._file = SharedFile(path, self.SCHEMA)
+
+    def first_time(self, timestamp: str, nonce: str, now: float) -> bool:
+        with self._file.transaction() as db:
+            db.execute("DELETE FROM wechat_seen WHERE at < ?", (now - 2 * self.max_age,))
+            added = db.execute("INSERT OR IGNORE INTO wechat_seen (key, at) VALUES (?, ?)",
+                               (f"{timestamp}:{nonce}", now)).rowcount
+        return added == 1
+
+    def keep_parts(self, user: str, parts: list[str]) -> None:
+        now = time.time()
+        with self._file.transaction() as db:
+            db.execute("DELETE FROM wechat_parts WHERE at < ? OR user = ?", (now - PARTS_SECONDS, user))
+            if parts:
+                db.execute("INSERT INTO wechat_parts (user, at, parts) VALUES (?, ?, ?)",
+                           (user, now, json.dumps(parts, ensure_ascii=False)))
+
+    def next_part(self, user: str) -> tuple[str | None, bool]:
+        with self._file.transaction() as db:
+            row = db.execute("SELECT parts FROM wechat_parts WHERE user = ? AND at >= ?",
+                             (user, time.time() - PARTS_SECONDS)).fetchone()
+            parts = json.loads(row[0]) if row else []
+            rest = parts[1:]
+            if rest:
+                db.execute("UPDATE wechat_parts SET parts = ? WHERE user = ?",
+                           (json.dumps(rest, ensure_ascii=False), user))
+            else:
+                db.execute("DELETE FROM wechat_parts WHERE user = ?", (user,))
+        if not parts:
+            return None, False
+        return str(parts[0]), bool(rest)

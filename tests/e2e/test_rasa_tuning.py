@@ -69,3 +69,184 @@ def test_typing_a_button_reads_the_last_turn_from_the_store(servers, typed):
     assert len(buttons) >= 2, messages
     chosen = texts(servers.say(user, typed.format(title=buttons[0]["title"])))
     assert "一次性告知" in chosen and buttons[0]["title"].split("（")[0][:6] in chosen, chosen
+
+
+EVENT_TABLE_SAME = r"""
+from rasa.shared.core.events import Event
+from rasa.shared.utils.common import all_subclasses
+from bot.channels import tuning
+
+original = Event.resolve_by_type
+names = sorted({cls.type_name for cls in all_subclasses(Event)})
+tuning.apply()
+assert Event.resolve_by_type is not original
+for name in names + ["topic"]:
+    assert Event.resolve_by_type(name) is original(name), name
+assert Event.resolve_by_type("no-such-event", default=Event) is Event
+try:
+    Event.resolve_by_type("no-such-event")
+except ValueError as error:
+    assert "no-such-event" in str(error)
+else:
+    raise AssertionError("an unknown event name must raise")
+
+class LaterEvent(Event):  # a class defined after the table was built is still found
+    type_name = "later_event_for_the_test"
+    def __eq__(self, other): return isinstance(other, LaterEvent)
+    def __hash__(self): return 1
+    def as_story_string(self): return None
+assert Event.resolve_by_type("later_event_for_the_test") is LaterEvent
+print("same", len(names))
+"""
+
+
+def rasa_python(script: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(RASA_BIN.with_name("python")), "-c", script], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_event_classes_from_the_table_are_the_ones_rasa_would_find():
+    done = rasa_python(EVENT_TABLE_SAME)
+    assert done.returncode == 0 and done.stdout.strip().startswith("same"), done.stderr[-2000:]
+
+
+SAME_TRACKER = r"""
+import asyncio, sys, tempfile, os
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from bot.channels.tracker_store import MaskingSQLTrackerStore
+
+domain = Domain.load("domain.yml")
+db = os.path.join(tempfile.mkdtemp(), "t.db")
+ours = MaskingSQLTrackerStore(domain=domain, dialect="sqlite", db=db)
+theirs = SQLTrackerStore(domain=domain, dialect="sqlite", db=db)
+
+async def main():
+    tracker = DialogueStateTracker("c1", domain.slots)
+    for round in range(2):  # two sessions: only the latest one is read back
+        tracker.update(ActionExecuted("action_session_start"))
+        tracker.update(SessionStarted())
+        tracker.update(ActionExecuted("action_listen"))
+        tracker.update(UserUttered(f"身份证丢了 {round}", intent={"name": "ask_guide", "confidence": 0.9}))
+        tracker.update(SlotSet("item", "居民身份证补领"))
+        tracker.update(BotUttered("答复", data={"custom": {"kind": "answer"}}))
+        tracker.update(ActionExecuted("action_listen"))
+        await ours.save(tracker)
+    for full in (False, True):
+        a = await ours._retrieve("c1", full)
+        b = await theirs._retrieve("c1", full)
+        assert [e.as_dict() for e in a.events] == [e.as_dict() for e in b.events], full
+        assert a.current_slot_values() == b.current_slot_values()
+    assert await ours.retrieve("nobody") is None
+    print("same", len((await ours.retrieve_full_tracker("c1")).events))
+
+asyncio.run(main())
+"""
+
+
+def test_the_tracker_read_of_the_data_column_gives_rasas_own_tracker():
+    done = rasa_python(SAME_TRACKER)
+    assert done.returncode == 0 and done.stdout.strip().startswith("same"), done.stderr[-2000:]
+
+
+LOCKS_ACROSS_PROCESSES = r"""
+import asyncio, multiprocessing, os, sys, tempfile, time, json
+from rasa.utils.endpoints import EndpointConfig
+from bot.channels.lock_store import SQLiteLockStore
+from rasa.core.lock_store import LockError
+
+path = os.path.join(tempfile.mkdtemp(), "locks.db")
+store = SQLiteLockStore(EndpointConfig(type="bot.channels.lock_store.SQLiteLockStore", db=path))  # before the fork
+log = os.path.join(os.path.dirname(path), "log")
+
+def worker(n):
+    async def go():
+        for i in range(4):
+            async with store.lock("one-conversation", wait_time_in_seconds=0.01):
+                with open(log, "a") as f:
+                    f.write(f"enter {n}\n")
+                await asyncio.sleep(0.01)
+                with open(log, "a") as f:
+                    f.write(f"leave {n}\n")
+    asyncio.run(go())
+
+processes = [multiprocessing.get_context("fork").Process(target=worker, args=(n,)) for n in range(4)]
+for p in processes: p.start()
+for p in processes: p.join(60)
+assert all(p.exitcode == 0 for p in processes), [p.exitcode for p in processes]
+lines = open(log).read().split()
+pairs = [lines[i:i + 4] for i in range(0, len(lines), 4)]
+assert len(pairs) == 16, lines
+for enter, a, leave, b in pairs:  # nobody entered while another was inside
+    assert (enter, leave) == ("enter", "leave") and a == b, pairs
+assert store.get_lock("one-conversation") is None  # the last one out removed the lock
+
+# tickets issued at once by several processes are all different
+def issue(q):
+    q.put([store.issue_ticket("c2") for _ in range(20)])
+q = multiprocessing.get_context("fork").Queue()
+ps = [multiprocessing.get_context("fork").Process(target=issue, args=(q,)) for _ in range(4)]
+for p in ps: p.start()
+tickets = [t for _ in ps for t in q.get(timeout=60)]
+for p in ps: p.join(60)
+assert sorted(tickets) == list(range(80)), sorted(tickets)
+
+try:
+    SQLiteLockStore(EndpointConfig(type="x", db="${RASA_LOCK_DB}"))
+except LockError as error:
+    assert "RASA_LOCK_DB" in str(error)
+else:
+    raise AssertionError("an unfilled db setting must be refused")
+print("exclusive")
+"""
+
+
+def test_the_sqlite_lock_store_lets_one_process_at_a_time_into_a_conversation():
+    done = rasa_python(LOCKS_ACROSS_PROCESSES)
+    assert done.returncode == 0 and done.stdout.strip().endswith("exclusive"), done.stderr[-3000:]
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_rasa_server_answers_with_two_workers_sharing_the_lock_file(servers):
+    assert servers.env.get("RASA_WORKERS", "2") == "2"
+    assert len(children_of(servers.rasa.proc.pid)) >= 2  # Sanic's worker processes
+    user = new_sender("e2e")
+    servers.say(user, "身份证")
+    with sqlite3.connect(servers.env["RASA_LOCK_DB"]) as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'locks'").fetchone()[0] == 1
+
+
+def test_messages_of_one_conversation_sent_at_once_are_answered_one_after_another(servers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    user = new_sender("e2e")
+    servers.say(user, "你好")
+    asked = ["护照怎么办", "要多少钱", "在哪里办", "要带什么材料"]
+    with ThreadPoolExecutor(len(asked)) as pool:
+        answers = list(pool.map(lambda text: servers.say(user, text), asked))
+    assert all(texts(a) for a in answers), answers
+    with sqlite3.connect(servers.env["RASA_TRACKER_DB"]) as db:
+        kinds = [row[0] for row in db.execute(
+            "SELECT CASE WHEN type_name = 'user' THEN 'user' "
+            "WHEN type_name = 'action' AND action_name = 'action_listen' THEN 'listen' ELSE 'other' END "
+            "FROM events WHERE sender_id = ? ORDER BY id", (user,))]
+    # each message's turn ends with action_listen before the next message's user event
+    turns = "".join("U" if k == "user" else "L" if k == "listen" else "" for k in kinds)
+    assert turns.count("U") == 1 + len(asked), kinds
+    assert "UU" not in turns, turns
