@@ -23,7 +23,9 @@ imported by Rasa.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +40,12 @@ from bot.sqlite import use_wal
 
 #: How far back :meth:`MaskingSQLTrackerStore.last_bot_turn` looks for the citizen's last message.
 LAST_TURN_EVENTS = 60
+
+#: Trackers this process read or saved, by ``id``: (the tracker, how many of its events are stored).
+#: An entry holds its tracker (so its ``id`` cannot be reused) until :data:`STORED_TRACKERS` newer ones
+#: push it out; a tracker not found here is counted by Rasa's own query.
+_stored: OrderedDict[int, tuple[DialogueStateTracker, int]] = OrderedDict()
+STORED_TRACKERS = 256
 
 
 def mask_value(value: Any) -> Any:
@@ -93,8 +101,20 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                     .with_entities(self.SQLEvent.data).all())
         events = [json.loads(data) for (data,) in rows]
         if self.domain and events:
-            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            if not fetch_events_from_all_sessions:
+                _remember(tracker)
+            return tracker
         return None
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Any:
+        """The events not stored yet. A tracker this store read (or saved) knows how many of its events
+        are stored — the same number Rasa's count query would find, since the conversation's lock keeps
+        every other worker out between the read and the save — so the query runs only for others."""
+        known = _stored.get(id(tracker))
+        if known is not None and known[0] is tracker and known[1] <= len(tracker.events):
+            return itertools.islice(tracker.events, known[1], len(tracker.events))
+        return super()._additional_events(session, tracker)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
@@ -107,6 +127,14 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                     intent_name=intent, action_name=data.get("name"), data=json.dumps(data),
                 ))
             session.commit()
+        _remember(tracker)
+
+
+def _remember(tracker: DialogueStateTracker) -> None:
+    _stored[id(tracker)] = (tracker, len(tracker.events))
+    _stored.move_to_end(id(tracker))
+    while len(_stored) > STORED_TRACKERS:
+        _stored.popitem(last=False)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

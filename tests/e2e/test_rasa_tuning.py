@@ -140,7 +140,21 @@ async def main():
         assert [e.as_dict() for e in a.events] == [e.as_dict() for e in b.events], full
         assert a.current_slot_values() == b.current_slot_values()
     assert await ours.retrieve("nobody") is None
-    print("same", len((await ours.retrieve_full_tracker("c1")).events))
+    before = len((await theirs.retrieve_full_tracker("c1")).events)
+    read = await ours.retrieve("c1")  # read, changed and saved by this store: only the new events are added
+    read.update(UserUttered("要多少钱", intent={"name": "ask_fee", "confidence": 0.9}))
+    read.update(ActionExecuted("action_listen"))
+    await ours.save(read)
+    await ours.save(read)  # saving again adds nothing
+    # a tracker this store did not read is counted by Rasa's own query
+    other = DialogueStateTracker.from_dict("c1", [e.as_dict() for e in (await theirs.retrieve("c1")).events],
+                                           domain.slots)
+    other.update(ActionExecuted("action_listen"))
+    await ours.save(other)
+    after = [e.as_dict() for e in (await theirs.retrieve_full_tracker("c1")).events]
+    assert len(after) == before + 3, (before, len(after))
+    assert [e["event"] for e in after[-3:]] == ["user", "action", "action"], after[-3:]
+    print("same", len(after))
 
 asyncio.run(main())
 """
