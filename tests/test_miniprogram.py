@@ -485,7 +485,7 @@ def test_config_defaults_and_bad_values():
 def test_the_channel_imports_only_what_the_rasa_server_has():
     """Channels run in the Rasa venv: standard library, rasa, sanic and a few stdlib-only bot modules."""
     allowed_bot = {"bot.settings", "bot.channels", "bot.channels.rest", "bot.channels.guard",
-                   "bot.channels.miniprogram_core", "bot.errors", "bot.contract"}
+                   "bot.channels.miniprogram_core", "bot.errors", "bot.contract", "bot.sqlite"}
     for path, third_party in ((ROOT / "bot" / "channels" / "miniprogram_core.py", set()),
                               (ROOT / "bot" / "channels" / "__init__.py", set()),
                               (ROOT / "bot" / "channels" / "guard.py", {"sanic"}),
