@@ -31,6 +31,7 @@ from bot.answering.calibration import NothingFits
 from bot.answering.ranking import HOW_TO, SHORT_QUERY, YES_NO, Ranker, fallback_score, features
 from bot.answering.scope import Mentions, Scope
 from bot.knowledge.embedding.encoder import Encoder
+from bot.knowledge.homophones import Homophones
 from bot.knowledge.index import FIELDS, LoadedIndex
 from bot.knowledge.model import FaqEntry, Guide, Record
 from bot.knowledge.synonyms import Synonyms
@@ -179,6 +180,9 @@ class Retriever:
         #: For an FAQ entry, the item it belongs to (its first related id); "" for guides.
         self._item_of = [r.related[0] if isinstance(r, FaqEntry) and r.related else "" for r in index.records]
         self.synonyms = Synonyms.load(settings.synonyms)
+        self.homophones = Homophones.from_names(
+            [n for names in whole for n in names] + [term for _, term in self.synonyms.pairs],
+            [p.pattern for p, _ in self.synonyms.pairs if p.pattern.isalpha()])
         from bot.knowledge.entities import EntityFinder
 
         self.entities = (EntityFinder.load(index.directory, index.records) if index.directory is not None
@@ -203,7 +207,7 @@ class Retriever:
         if not has_content(query):
             return SearchResult(query=query, status="empty")
         k = k or self.settings.max_candidates
-        expanded = self.synonyms.expand(query)
+        expanded = self.synonyms.expand(self.homophones.expand(query))
         mentions = self.scope.mentions(expanded, region=region, department=department)
         vector = self.encoder.encode([expanded], kind="query")[0]
         dense = self.index.search(vector, DENSE_POOL)
