@@ -41,6 +41,7 @@ BUSY_TIMEOUT = 10.0
 
 #: The lock table (created on first use by each process).
 SCHEMA = ("CREATE TABLE IF NOT EXISTS locks (conversation_id TEXT PRIMARY KEY, data TEXT NOT NULL)",)
+_SELECT = "SELECT data FROM locks WHERE conversation_id = ?"
 
 
 class SQLiteLockStore(LockStore):
@@ -57,9 +58,11 @@ class SQLiteLockStore(LockStore):
         super().__init__()
 
     @staticmethod
-    def _read(db: sqlite3.Connection, conversation_id: str) -> TicketLock | None:
-        row = db.execute("SELECT data FROM locks WHERE conversation_id = ?", (conversation_id,)).fetchone()
-        return TicketLock.from_dict(json.loads(row[0])) if row else None
+    def _lock_of(rows: list[tuple[Any, ...]]) -> TicketLock | None:
+        return TicketLock.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def _read(self, db: sqlite3.Connection, conversation_id: str) -> TicketLock | None:
+        return self._lock_of(db.execute(_SELECT, (conversation_id,)).fetchall())
 
     @staticmethod
     def _write(db: sqlite3.Connection, lock: TicketLock) -> None:
@@ -74,8 +77,7 @@ class SQLiteLockStore(LockStore):
     # -- the storage Rasa's LockStore asks for
 
     def get_lock(self, conversation_id: str) -> TicketLock | None:
-        rows = self._file.read("SELECT data FROM locks WHERE conversation_id = ?", (conversation_id,))
-        return TicketLock.from_dict(json.loads(rows[0][0])) if rows else None
+        return self._lock_of(self._file.read(_SELECT, (conversation_id,)))
 
     def delete_lock(self, conversation_id: str) -> None:
         with self._file.transaction() as db:

@@ -15,9 +15,8 @@ The nonces seen and the parts still to send live in this process when one Rasa p
 with several workers on one machine (``RASA_WORKERS``) in the SQLite file they share
 (``RASA_LOCK_DB``); with ``WECHAT_REPLAY_REDIS`` set (the scaled deployment), in Redis, shared by
 every Rasa server: a replay sent to another worker or server is refused too, and "继续" works on
-any of them. The
-conversation id is ``wx-`` and a keyed hash of the openid (``SENDER_ID_SECRET``), never the
-openid itself.
+any of them. The conversation id is ``wx-`` and a keyed hash of the openid (``SENDER_ID_SECRET``),
+never the openid itself.
 
 The protocol itself lives in :mod:`bot.channels.wechat_core` (standard library only, tested on its own).
 """
