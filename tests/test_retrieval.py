@@ -135,3 +135,21 @@ def test_a_keyword_that_tells_the_items_apart_is_answered(service, question, exp
 def test_a_question_that_is_exactly_one_items_name_is_answered_with_it(service, question, expected):
     result = service.search(question)
     assert result.status == "clear" and result.best.item.id == expected, [m.item.id for m in result.matches]
+
+
+@pytest.mark.parametrize("question", [
+    "身份证丢了怎么补办", "营业执照 营业执照 变更", "ATA单证册", "护照", "火星签证", "的的的的"])
+def test_lexical_scores_equal_the_vectorizers_own_weighting(service, question):
+    """The lexical side weighs a question by hand (for speed); it must be TfidfVectorizer's transform."""
+    import numpy as np
+
+    from bot.knowledge.text import normalize
+
+    lexical = service.retriever._lexical
+    query = normalize(question)
+    vector = lexical._vectorizer.transform([query])
+    per_text = np.asarray((lexical._columns @ vector.T).toarray()).ravel()
+    expected = np.zeros(lexical._count)
+    np.maximum.at(expected, lexical._rows, per_text)
+    assert np.allclose(lexical.scores(query), expected, atol=1e-9)
+    assert (expected > 0).any() or question == "的的的的"

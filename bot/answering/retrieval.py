@@ -148,13 +148,31 @@ class _Lexical:
         self._rows = np.asarray(rows, dtype=np.int64)
         self._count = len(records)
         self._vectorizer = TfidfVectorizer(analyzer=_terms, sublinear_tf=True)
-        self._matrix: Any = self._vectorizer.fit_transform(texts)
+        matrix: Any = self._vectorizer.fit_transform(texts)
+
+        #: The fitted vocabulary, idf and term columns, for :meth:`scores` to weigh a question itself:
+        #: ``TfidfVectorizer.transform`` validates and builds a sparse matrix per call, ~1 ms of a 3 ms search.
+        self._vocabulary: dict[str, int] = self._vectorizer.vocabulary_
+        self._idf = self._vectorizer.idf_
+        self._columns: Any = matrix.tocsc()
 
     def scores(self, query: str) -> np.ndarray:
-        vector = self._vectorizer.transform([query])
-        per_text = np.asarray((self._matrix @ vector.T).toarray()).ravel()
+        """Each record's best cosine between ``query`` and one of its names: the vectorizer's own
+        weighting (sublinear tf times idf, L2-normalised), computed for the question's few terms."""
+        counts: dict[int, int] = {}
+        for term in _terms(query):
+            column = self._vocabulary.get(term)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
         best = np.zeros(self._count, dtype=np.float64)
-        np.maximum.at(best, self._rows, per_text)
+        if not counts:
+            return best
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self._idf[columns]
+        weights /= np.sqrt(weights @ weights)
+        per_text = self._columns[:, columns] @ weights
+        hit = np.flatnonzero(per_text)
+        np.maximum.at(best, self._rows[hit], per_text[hit])
         return best
 
 

@@ -59,8 +59,9 @@ class Scope:
     def mentions(self, query: str, *, region: str | None = None, department: str | None = None) -> Mentions:
         """What ``query`` (normalised) names, plus explicit choices (e.g. from conversation slots)."""
         text = query + " " + " ".join(normalize(x, limit=0) for x in (region, department) if x)
-        regions = self.finder.regions(text)
-        departments = self.finder.departments(text)
+        found = self.finder.find(text, ("REGION", "DEPARTMENT"))  # one segmentation for both
+        regions = {key for e in found if e.label == "REGION" for key in e.keys}
+        departments = {key for e in found if e.label == "DEPARTMENT" for key in e.keys}
         if department:
             departments |= department_stems(department)
         return Mentions(frozenset(regions), frozenset(departments))

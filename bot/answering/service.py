@@ -224,6 +224,11 @@ class GuideService:
         read_manifest(settings.index_dir)  # fail fast, before spending seconds loading the model
         encoder = encoder or make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads)
         index = LoadedIndex.load(settings.index_dir, expect_model=encoder.name, expect_dim=encoder.dim)
+        import faiss
+
+        # FAISS's OpenMP pool takes every core by default; one search over ten thousand vectors is
+        # faster on one thread (0.2 ms, 0.5 ms on two), and the other core is Rasa's.
+        faiss.omp_set_num_threads(settings.threads)
         return cls(Retriever(index, encoder, settings), settings)
 
     def guide(self, guide_id: str | None) -> Guide | None:
