@@ -46,3 +46,14 @@ def test_explicit_region_from_the_conversation():
     scope = Scope(GUIDES)
     assert scope.mentions("办护照", region="深圳").regions == {"广东省深圳市"}
     assert scope.fits_department(0, scope.mentions("x", department="广州市公安局").departments)
+
+
+def test_province_before_an_office_names_the_province():
+    """"省公安厅" in a knowledge base of one province is that province's office, not Guangzhou's."""
+    scope = Scope(GUIDES)
+    assert scope.mentions("省公安厅办护照要多久").regions == {"广东省"}
+    assert scope.mentions("在省人力资源和社会保障厅领养老金").regions == {"广东省"}
+    assert scope.mentions("公安局办护照").regions == frozenset()  # no level named
+    assert scope.mentions("深圳市公安局").regions == {"广东省深圳市"}  # a named place wins
+    two = Scope([*GUIDES, Guide(id="hn", title="普通护照签发", region="湖南省", department="湖南省公安厅")])
+    assert two.mentions("省公安厅办护照").regions == frozenset()  # which province: not said

@@ -54,6 +54,8 @@ class Scope:
             frozenset(department_stems(g.department, regions)) if g.department else frozenset() for g in guides
         ]
         self.regions = [r or "" for r in own]
+        #: The top-level regions (provinces) the guides belong to: "省…厅" names one when there is one.
+        self._provinces = {r for r in regions if len(region_parts(r)) == 1 and r.endswith("省")}
         self._known = regions | {"".join(region_parts(r)[:d]) for r in regions for d in range(1, len(region_parts(r)))}
 
     def mentions(self, query: str, *, region: str | None = None, department: str | None = None) -> Mentions:
@@ -62,8 +64,18 @@ class Scope:
         found = self.finder.find(text, ("REGION", "DEPARTMENT"))  # one segmentation for both
         regions = {key for e in found if e.label == "REGION" for key in e.keys}
         departments = {key for e in found if e.label == "DEPARTMENT" for key in e.keys}
+        for entity in found:  # "深圳市公安局" is one name; the place before the office's stem is a region too
+            if entity.label == "DEPARTMENT" and not any(r.start <= entity.start < r.end for r in found
+                                                        if r.label == "REGION"):
+                cut = min((entity.text.find(k) for k in entity.keys if entity.text.find(k) > 0), default=0)
+                if cut >= 2:
+                    regions |= {key for e in self.finder.find(entity.text[:cut], ("REGION",)) for key in e.keys}
         if department:
             departments |= department_stems(department)
+        if not regions and len(self._provinces) == 1 and any(
+                e.label == "DEPARTMENT" and text[max(0, e.start - 1):e.start] == "省" for e in found):
+            # "省生态环境厅", "省民宗委那边呢": the province's own office, in a knowledge base of one province.
+            regions = set(self._provinces)
         return Mentions(frozenset(regions), frozenset(departments))
 
     def fits_region(self, position: int, regions: frozenset[str]) -> bool | None:

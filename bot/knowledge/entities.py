@@ -196,6 +196,13 @@ class EntityFinder:
         segmenter.initialize()
         for row in self._rows:
             segmenter.add_word(row["pattern"], freq=max(1000, 10 ** min(len(row["pattern"]), 6)))
+        for row in self._rows:
+            if row["label"] == "DEPARTMENT":
+                # jieba's own dictionary has "省公安厅", "市公安局" as words, which would hide the office
+                # name inside them: "省" / "市" before an office stays a token of its own.
+                for level in ("省", "市"):
+                    if segmenter.FREQ.get(level + row["pattern"]):
+                        segmenter.del_word(level + row["pattern"])
         nlp.tokenizer.jieba_seg = segmenter  # type: ignore[union-attr]
         matcher = PhraseMatcher(nlp.vocab)
         by_label: dict[str, list[Any]] = defaultdict(list)
