@@ -93,12 +93,14 @@ def test_short_place_names_and_life_events(finder):
 
 # --- impossible requests, typed buttons --------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["怎么给我家的猫办身份证", "我想给我的游戏角色办个结婚证", "火星签证怎么办"])
+@pytest.mark.parametrize("text", ["怎么给我家的猫办身份证", "我想给我的游戏角色办个结婚证", "火星签证怎么办",
+                                  "帮我申请一张穿越回唐朝的通行证", "给我办一张外星人居住证"])
 def test_impossible_requests(text):
     assert impossible(text)
 
 
-@pytest.mark.parametrize("text", ["身份证丢了怎么办", "犬只登记要什么材料", "养狗要办证吗"])
+@pytest.mark.parametrize("text", ["身份证丢了怎么办", "犬只登记要什么材料", "养狗要办证吗", "港澳通行证怎么续签",
+                                  "养猫要办证吗"])
 def test_real_requests_are_not_impossible(text):
     assert not impossible(text)
 
@@ -177,6 +179,21 @@ def test_a_complaint_about_a_real_item_gets_the_item_and_the_way_to_a_person(ser
     assert reply is not None and reply.guide_id == "sample-work-injury"
     assert any(b.payload == "/request_human" for b in reply.buttons)
     assert service.respond("跑了三趟都没办成", "complain") is None
+
+
+def test_a_complaint_that_asks_what_to_do_is_answered_with_the_way_to_a_person(service):
+    """"…跑了三趟，怎么办" asks; the hall's answer is given, and the window stays one tap (or word) away."""
+    reply = service.respond("材料齐了还让我跑了三趟，怎么办", "complain")
+    assert reply is not None and reply.kind == "faq" and "办不成事反映窗口" in reply.text
+    assert any(b.payload == "/request_human" for b in reply.buttons)
+    assert service.respond("办了三次都没办成，到底怎么回事", "complain") is None  # venting: the window
+    assert service.respond("我要找人工，跑了三趟怎么办", "complain") is None  # a person asked for
+
+
+def test_a_spoken_lead_in_is_not_searched(service):
+    """"那我去哪里反映": 那 and 我 alone would match titles such as "那山、那水" and "我的户号"."""
+    assert service.search("那我去哪里反映").best.item.id == service.search("去哪里反映").best.item.id
+    assert service.search("那我去哪里反映").status != "none"
 
 
 def test_impossible_request_is_nothing_fits(service):
@@ -398,3 +415,25 @@ def test_a_maximum_asked_in_traditional_characters_is_answered_from_the_conditio
     normalised before they are read; a maximum is stated by a condition, not by the time limits."""
     reply = service.respond("最長貸幾年", "out_of_scope", current_id="sample-hf-loan")
     assert reply is not None and reply.guide_id == "sample-hf-loan" and "30年" in reply.text, reply
+
+
+@pytest.mark.parametrize(("guide_id", "question", "expected"), [
+    ("sample-business-change", "多少天之内必须去办", "30日内"),  # a deadline, written with 之内
+    ("sample-resident-pension", "一年最少交多少", "100元"),  # what is paid, though it says 最少
+    ("sample-driving-renew", "换的新证能用几年", "10年有效期"),  # how long the result is valid
+])
+def test_follow_up_cues_find_the_passage_that_answers(service, guide_id, question, expected):
+    reply = service.follow_up(service.guide(guide_id), question, strict=True)
+    assert reply is not None and expected in reply.text, reply and reply.text
+
+
+def test_a_status_question_that_names_no_ticket_is_a_follow_up_about_the_item(service):
+    """"批之前要公示吗" taken for a ticket-status question: no ticket is named, so the item's guide answers."""
+    reply = service.respond("批之前要公示吗", "ticket_status", current_id="sample-dibao")
+    assert reply is not None and "公示" in reply.text and reply.guide_id == "sample-dibao"
+
+
+def test_a_chatty_sentence_naming_an_item_whole_is_offered_not_turned_away(service):
+    result = service.search("我想问下点样办居住证啊")
+    assert result.status == "ambiguous" and result.matches[0].item.id == "sample-residence-permit"
+    assert service.search("今天会不会下冰雹").status == "none"

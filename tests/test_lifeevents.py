@@ -50,3 +50,9 @@ def test_bundled_birth_event_reads_in_order(service):
     ids = [g.id for g in reply.guides]
     assert ids.index("sample-birth-cert") < ids.index("sample-birth-hukou") < ids.index("sample-newborn-medical")
     assert "相同材料只需准备一份" in reply.text
+
+
+def test_an_event_named_in_everyday_words_is_found_through_the_synonyms(service):
+    """"买房一件事": the knowledge base calls it 购房一件事; synonyms.txt maps 买房 to 购房."""
+    reply = service.answer_life_event(None, "买房一件事怎么办")
+    assert reply.kind == "life_event" and reply.event == "购房一件事"

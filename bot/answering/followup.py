@@ -69,10 +69,18 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
      frozenset({"online"}), None),
     # "最长贷几年", "最多能领多少": a maximum is stated by a condition (or a note), not by the time limits.
+    # "换的新证能用几年", "证明有效期多久": how long the result is valid, wherever the guide says it.
+    (re.compile(r"有效期|能用几年|用几年|管几年|几年有效|多少年有效|能用多久|用多久|管多久|多久过期|多久失效"
+                r"|什么时候过期|多长时间有效|多久有效"), frozenset(),
+     re.compile(r"(?:\d+|[一二三五六十])年有效|有效期(?:为|是)|有效期.{0,2}\d+年|长期有效|内有效")),
+    # "一年最少交多少": what is paid, even with 最少 in it.
+    (re.compile(r"交多少|缴多少|交几|最少交|最低交|最少缴|最低缴|缴费档次"), frozenset({"fee"}),
+     re.compile(r"元|缴费档次")),
     (re.compile(r"最长|最多|最高|最久|上限|封顶"), frozenset({"condition", "note"}),
      re.compile(r"最长|最多|最高|不超过|上限|封顶")),
     # "出生多久内要办", "过期了还能换吗": a deadline to apply by is a condition, not the processing time.
-    (re.compile(r"多久内|几天内|多少天内|期限|截止|逾期|过期|超过.{0,4}(?:天|月|年)|来不来得及|晚了"),
+    (re.compile(r"(?:多久|几天|多少天|几个月|多长时间|几日|多少日)之?内|期限|截止|逾期|过期|超过.{0,4}(?:天|月|年)"
+                r"|来不来得及|晚了"),
      frozenset({"condition", "refusal"}), re.compile(r"\d+\s*(?:日|天|个?月|年)内|期限|逾期|过期|期满")),
     (re.compile(r"多久|几天|多长时间|当天|马上|立刻|加急|多快|什么时候能拿|几耐|how long|when"),
      frozenset({"time"}), None),

@@ -58,6 +58,15 @@ FAMILY_KEYWORD_CHARS = 8
 #: choice: "护照怎么办理" means issuing one, far ahead of 加注 and the progress look-up.
 FAMILY_MARGIN = 3.5
 _BRACKETS = re.compile(r"[（(][^）)]*[）)]")
+#: "Nothing fits" yields to a sentence naming one of the first this many guides whole, by a name this long.
+NAMED_INSIDE_TOP = 3
+NAMED_INSIDE_CHARS = 3
+#: How a spoken or chatted question starts without saying anything ("那我去哪里反映", "请问一下…",
+#: "嗯那个…"): left out of what is searched, where one-character terms like 那 and 我 would match
+#: titles such as "那山、那水、那人" and "我的户号". "我的…" stays (a title may start so).
+_LEAD_IN = re.compile(r"^(?:(?:那个|那么|那(?=[我你这要就还如怎能可在去多])|请问一下|请问|麻烦问一下|麻烦问下"
+                      r"|我想问一下|我想问下|我想问|想问一下|想问下|问一下|问下|你好|您好|喂|嗯|哦|呃|就是|还有|另外|对了)[，,、\s]*)+"
+                      r"(?:我们|我(?!的))?")
 #: What a question asks of an item besides naming it ("注册公司要多久", "港澳通行证在哪办"): removed, with
 #: the keyword filler, before asking whether the rest is exactly one item's name.
 _ASKS_OF_IT = re.compile(
@@ -225,6 +234,9 @@ class Retriever:
         if not has_content(query):
             return SearchResult(query=query, status="empty")
         k = k or self.settings.max_candidates
+        content = _LEAD_IN.sub("", query)
+        if has_content(content) and content != query:
+            query = content
         expanded = self.synonyms.expand(self.homophones.expand(query))
         mentions = self.scope.mentions(expanded, region=region, department=department)
         vector = self.encoder.encode([expanded], kind="query")[0]
@@ -343,6 +355,10 @@ class Retriever:
                 first_features = matches[0].features
                 if first_features.get("short_lcs_q", 0.0) >= 1.0 and first_features.get("lcs_abs", 0.0) >= 0.25:
                     return "ambiguous"
+                # A chatty sentence that names an item whole ("我想问下点样办居住证啊", "身份证断成两截了")
+                # is not turned away either: its wording is what the model finds unlike any guide.
+                if self._names_inside(query, matches[:NAMED_INSIDE_TOP]):
+                    return "ambiguous"
                 return "none"
         elif matches[0].dense < self.settings.min_score:
             return "none"
@@ -358,6 +374,14 @@ class Retriever:
         if self.names_a_family(query, matches):
             return "ambiguous"
         return "clear"
+
+    def _names_inside(self, query: str, matches: list[Match]) -> bool:
+        """Does ``query`` contain the whole name (title or alias, :data:`NAMED_INSIDE_CHARS` characters
+        or more) of one of the guides first among ``matches``?"""
+        text = normalize(query, limit=0)
+        return any(len(name) >= NAMED_INSIDE_CHARS and name in text
+                   for m in matches if isinstance(m.item, Guide)
+                   for name in self._exact[self._position[m.item.id]])
 
     def names_a_family(self, query: str, matches: list[Match]) -> bool:
         """Is ``query`` a bare keyword that names several items alike ("社保卡": 申领 and 挂失补换;

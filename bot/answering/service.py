@@ -139,17 +139,17 @@ SEARCH_CACHE = 1024
 #: A follow-up answer this strong stands even when the message also names another item's words.
 STRONG_FOLLOW_UP = 0.85
 #: A follow-up passage this close beats the aspect the NLU heard when the passage is of another kind.
-OTHER_KIND_FOLLOW_UP = 0.45
+OTHER_KIND_FOLLOW_UP = 0.40
 #: Things that are not people asking for what only people can have ("给我家的猫办身份证", "火星签证"):
 #: the nearest real item would be a wrong answer, so nothing fits. Person-only documents and subjects
 #: that cannot hold them; animals' own items (犬只登记, 动物防疫) are not in the first list.
 _NOT_A_PERSON = re.compile(
     r"猫|狗狗|宠物|电子宠物|游戏角色|游戏里|虚拟人|外星人?|火星|月球|玩偶|布娃娃|鹦鹉"
-    r"|仓鼠|兔子|乌龟"
+    r"|仓鼠|兔子|乌龟|穿越|时光机|时空|唐朝|宋朝|明朝|清朝|古代|神仙|长生不老|永生|魔法|奥特曼|哈利波特|霍格沃茨"
 )
 _PERSON_ONLY = re.compile(
     r"身份证|户口|护照|结婚|离婚|出生证明|出生医学|社保|医保|驾照|驾驶证|签证|学籍"
-    r"|低保|公积金|退休|养老"
+    r"|低保|公积金|退休|养老|居住证|通行证|营业执照|许可证"
 )
 #: What a bare place or office name ("我在广州", "天河区的") says besides the name.
 _SCOPE_FILLER = re.compile(
@@ -162,6 +162,12 @@ _SCOPE_FILLER = re.compile(
 _WANTS_A_PERSON = re.compile(
     r"人工|真人|活人|客服|坐席|工作人员|领导|负责人|主管|human|让人来|派个人|找个人|办不成|没办成|办不了|没办下来|投诉|反映|不给办"
     r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
+)
+#: A complaint that asks what to do or whether something is allowed ("跑了三趟，怎么办", "让我点满意，
+#: 这样可以吗") rather than venting ("到底怎么回事", "凭什么"): the knowledge base may answer it.
+_COMPLAINT_ASKS = re.compile(
+    r"怎么办|咋办|咋整|可以吗|行吗|对吗|合理吗|合法吗|正常吗|能不能|可不可以|是否|去哪|哪里|找谁|应该怎么"
+    r"|该怎么|怎么处理|怎么反映|怎么投诉|要多久|多少钱|什么材料|要带"
 )
 #: "什么是一件事一次办", "容缺受理是啥意思": asks what a term means.
 _WHAT_IS = re.compile(r"什么是|啥是|什么叫|何为|是什么|是啥|什么意思|啥意思|指的是")
@@ -595,8 +601,9 @@ class GuideService:
                                        department=department, failures=failures)
             if scoped is not None:
                 return scoped
+        asks = bool(followup.YES_NO.search(clean) or followup.QUESTION.search(clean))
         if guide is not None and intent == "complain" and _WANTS_A_PERSON.search(clean) \
-                and not _ASKS_ABOUT.search(clean):
+                and not _ASKS_ABOUT.search(clean) and not _COMPLAINT_ASKS.search(clean):
             return None
         if guide is not None and names_item and item_words and (
                 self._own_words(item_words, guide, text) or not self._names_an_item(item_words, guide, text)):
@@ -624,7 +631,8 @@ class GuideService:
                 # "要带什么材料": the aspect's whole answer (the list), not one passage of it.
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
                                           failures=failures)
-            reply, found = self._follow_up(guide, text, strict=intent in TRIAGED)
+            # A "status" question that names no ticket (the triage checked) is about the item: not strict.
+            reply, found = self._follow_up(guide, text, strict=intent in TRIAGED and intent != "ticket_status")
             if reply is not None and (not other or (reply.kind == "follow_up" and (
                     found or self.follow_ups.answer(guide, text)).score >= STRONG_FOLLOW_UP)):
                 return reply
@@ -636,14 +644,21 @@ class GuideService:
         if intent == "ask_aspect" or (aspect is not None and intent not in TRIAGED):
             return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
                                       failures=failures, last_question=last_question)
-        if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean):
+        if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean) and (
+                not _COMPLAINT_ASKS.search(clean) or _ASKS_FOR_A_PERSON.search(clean)):
             return None  # "想找人工", "我要反映": the window, not an answer
         if intent in TRIAGED:
+            # A complaint that asks something ("材料齐了还让我跑了三趟，怎么办", "让我一定点满意，这样可以吗")
+            # is answered when the knowledge base has the answer, with the way to a person beside it.
             result = self.search(text, region=region, department=department)
             best = result.best.item if result.best is not None else None
+            if intent == "complain" and _COMPLAINT_ASKS.search(clean) and result.status == "ambiguous" \
+                    and result.matches:
+                offer = _candidates(result)
+                return Reply(offer.kind, offer.text, buttons=[*offer.buttons, self._escalate_button()],
+                             guides=offer.guides)
             if result.status != "clear" or best is None:
                 return None
-            asks = bool(followup.YES_NO.search(clean) or followup.QUESTION.search(clean))
             if intent == "complain" and isinstance(best, FaqEntry) and not best.related and not asks:
                 return None  # the hall's own rules do not settle a complaint: a person does
             reply = self.answer_record(best.id)
@@ -732,7 +747,9 @@ class GuideService:
             entry = _clear_faq(top)
             if entry is not None:  # "什么是一件事一次办": what the hall means by it, not one event
                 return self.answer_faq(entry)
-        event = self.life_events.find(name, text)
+        # The synonyms' official terms too: "买房一件事" is the 购房 event.
+        event = self.life_events.find(name, text) or self.life_events.find(
+            None, self.retriever.synonyms.expand(normalize(f"{name or ''} {text}")))
         if event is None and (current or self.guide(current_id) is not None):
             top = top or self.search(text)
             best = top.best.item if top.best is not None and top.status == "clear" else None
