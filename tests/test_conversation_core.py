@@ -437,3 +437,25 @@ def test_a_chatty_sentence_naming_an_item_whole_is_offered_not_turned_away(servi
     result = service.search("我想问下点样办居住证啊")
     assert result.status == "ambiguous" and result.matches[0].item.id == "sample-residence-permit"
     assert service.search("今天会不会下冰雹").status == "none"
+
+
+@pytest.mark.parametrize(("guide_id", "question", "expected"), [
+    ("sample-id-card-renew", "现在就能去换了吗", "三个月内期满"),  # when one may apply: a condition
+    ("sample-hukou-cert", "能开电子版吗", "电子版"),  # asks about the result, not a material to bring
+    ("sample-teacher-cert", "在哪个网站上报名", "jszg.edu.cn"),
+    ("sample-residence-permit", "要几耐先攞到", "15个工作日"),  # the guide's one time passage, in Cantonese
+])
+def test_more_follow_ups_find_their_passage(service, guide_id, question, expected):
+    reply = service.follow_up(service.guide(guide_id), question, strict=True)
+    assert reply is not None and expected in reply.text, reply and reply.text
+
+
+def test_a_question_after_candidates_is_answered_for_the_first_with_the_others_offered(service):
+    """No item chosen yet, and the citizen asks on (a voice user may never tap): the first candidate's
+    guide answers, the other candidates stay on screen."""
+    first = service.search("我和对象打算下个月去扯证")
+    assert first.status == "ambiguous"
+    reply = service.respond("女方才19岁可以吗", "ask_item", last_question="我和对象打算下个月去扯证")
+    assert reply is not None and reply.guide_id == first.matches[0].item.id and "20周岁" in reply.text
+    assert len(reply.buttons) > 1
+    assert service.respond("谢谢", "thank", last_question="我和对象打算下个月去扯证") is None  # not a question

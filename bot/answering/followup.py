@@ -66,13 +66,16 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|上班|下班|中午|时间段"),
      frozenset({"hours"}), None),
     # "在家就能办吗" is about applying online; "孩子是在家里生的" is not.
-    (re.compile(r"手机|网上|线上|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
+    (re.compile(r"手机|网上|线上|网站|网址|官网|哪个网|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
      frozenset({"online"}), None),
     # "最长贷几年", "最多能领多少": a maximum is stated by a condition (or a note), not by the time limits.
     # "换的新证能用几年", "证明有效期多久": how long the result is valid, wherever the guide says it.
     (re.compile(r"有效期|能用几年|用几年|管几年|几年有效|多少年有效|能用多久|用多久|管多久|多久过期|多久失效"
                 r"|什么时候过期|多长时间有效|多久有效"), frozenset(),
      re.compile(r"(?:\d+|[一二三五六十])年有效|有效期(?:为|是)|有效期.{0,2}\d+年|长期有效|内有效")),
+    # "现在就能去换了吗", "能提前办吗": when one may apply is a condition ("期满前90日内").
+    (re.compile(r"现在就?(?:能|可以)|提前|提早|多早|什么时候(?:可以|能)|何时(?:可以|能)"), frozenset({"condition"}),
+     re.compile(r"期满|前\d+日|提前|内申请|之日起")),
     # "一年最少交多少": what is paid, even with 最少 in it.
     (re.compile(r"交多少|缴多少|交几|最少交|最低交|最少缴|最低缴|缴费档次"), frozenset({"fee"}),
      re.compile(r"元|缴费档次")),
@@ -112,6 +115,9 @@ _PROXY_OK = re.compile(r"可委托|委托他人|委托代理|可由.{0,8}代|代
 _WEEKEND_Q = re.compile(r"周末|周六|周日|星期六|星期天|礼拜六|礼拜天|节假日")
 _WEEKEND = re.compile(r"周末|周六|周日|星期六|星期日|双休")
 _COPY_Q = re.compile(r"复印件")
+#: A question about bringing or handing in something ("要带离婚证吗"), which the material list settles;
+#: "能开电子版吗" asks about the result instead.
+_BRING_Q = re.compile(r"带|交|提供|准备|需要|需不需要|要不要|用不用|得")
 _SENTENCES = re.compile(r"(?<=[。！？!?])")
 
 
@@ -456,6 +462,13 @@ class FollowUps:
             if named is not None and passage.material is named:
                 score += 0.3
             scored.append((score, -position, passage))
+        kinds = first_cue_kinds(text)
+        only = [i for i, (_, _, p) in enumerate(scored) if p.kind in kinds]
+        if len(only) == 1 and kinds & {"time", "hours", "online", "courier", "appointment", "visits"}:
+            # "要几耐先攞到": the guide's one time-limit passage answers a time question, however little
+            # of its wording the question shares.
+            sc, order, p = scored[only[0]]
+            scored[only[0]] = (max(sc, self.min_score), order, p)
         scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
         score, _, passage = scored[0]
         also = next((p for sc, _, p in scored[1:3] if sc >= max(self.min_score, score - RUNNER_UP_MARGIN)
@@ -467,7 +480,7 @@ class FollowUps:
             if _COPY_Q.search(text) and named is None:
                 forms = "；".join(f"{m.name}（{m.form or '未注明原件或复印件'}）" for m in guide.materials)
                 return FollowUp(Passage("material_forms", forms), None, 1.0) if forms else FollowUp(None, None, 0.0)
-            if named is None and asked:
+            if named is None and asked and _BRING_Q.search(text):
                 names = "；".join(m.name for m in guide.materials)
                 if names:  # "要带离婚证吗" naming nothing on the list: the list is the answer
                     return FollowUp(Passage("materials_absent", names), None if unsure else "no", 1.0)

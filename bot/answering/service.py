@@ -404,6 +404,28 @@ class GuideService:
         return Reply("aspect", answers.render_aspect(guide, aspect, self.settings.hotline), buttons=[full],
                      guides=(guide,), guide_id=guide.id, aspect=aspect)
 
+    def _about_the_candidates(self, text: str, last_question: str, region: str | None) -> Reply | None:
+        """"女方才19岁可以吗" right after candidates for "我和对象打算下个月去扯证", none chosen yet: a
+        follow-up question is answered for the first candidate (the ranker's best), the others still
+        offered, unless the question finds an item of its own. A kiosk voice user may never tap one."""
+        said = normalize(text, limit=0)
+        if not (followup.first_cue_kinds(said) or followup.YES_NO.search(said) or followup.QUESTION.search(said)):
+            return None
+        offered = self._offered(last_question, region)
+        if not offered:
+            return None
+        own = self.search(text, region=region)
+        if own.status == "clear" and own.best is not None and self._item_of(own.best.item) not in {
+                g.id for g in offered}:
+            return None  # a question about another item
+        first, others = offered[0], offered[1:]
+        reply, _ = self._follow_up(first, text, strict=False)
+        if reply is None:
+            return None
+        body = reply.text + ("\n" + answers.render_other_candidates() if others else "")
+        return Reply(reply.kind, body, buttons=[*reply.buttons, *_guide_buttons(others)], guides=(first,),
+                     guide_id=first.id)
+
     def _offered(self, last_question: str, region: str | None) -> list[Guide]:
         """The items offered as candidates for the last question (none when it found one, or nothing)."""
         earlier = self.search(last_question, region=region)
@@ -596,6 +618,11 @@ class GuideService:
             member = self._event_member(text, members)
             if member is not None:  # the rest is a question about that item
                 guide, current_id = member, member.id
+        if guide is None and not event and last_question and not names_item and intent != "inform" and not (
+                aspect in answers.ASPECTS and len(_leftover(text)) < 2):  # a bare "要多久": the aspect's answer
+            pending = self._about_the_candidates(text, last_question, region)
+            if pending is not None:
+                return pending
         if intent == "inform":
             scoped = self.answer_scope(text, guide, last_question=last_question, region=region,
                                        department=department, failures=failures)
