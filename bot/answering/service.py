@@ -774,9 +774,8 @@ class GuideService:
             entry = _clear_faq(top)
             if entry is not None:  # "什么是一件事一次办": what the hall means by it, not one event
                 return self.answer_faq(entry)
-        # The synonyms' official terms too: "买房一件事" is the 购房 event.
-        event = self.life_events.find(name, text) or self.life_events.find(
-            None, self.retriever.synonyms.expand(normalize(f"{name or ''} {text}")))
+        # With the synonyms' official terms added (the question itself kept): "买房一件事" is the 购房 event.
+        event = self.life_events.find(name, self.retriever.synonyms.expand(normalize(text)))
         if event is None and (current or self.guide(current_id) is not None):
             top = top or self.search(text)
             best = top.best.item if top.best is not None and top.status == "clear" else None
