@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,10 +49,13 @@ from bot.channels.guard import (
     cors_headers,
     limit_request_size,
     parse_origins,
+    shared_file_of_workers,
 )
 from bot.settings import raw_setting
 
 logger = logging.getLogger(__name__)
+#: How long the workers' shared retry memory keeps an answer (a client retries within seconds).
+REPLY_SECONDS = 600
 
 _SENDER = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
@@ -85,8 +89,9 @@ class RecentReplies:
     """Answers to the last few thousand (sender, message id) pairs, for retried requests.
 
     A retry that arrives while the first attempt is still being answered waits for that answer.
-    The memory is per process: behind a balancer, a retry that lands on another Rasa server is
-    handled again (the ticket store's own idempotency still keeps tickets single).
+    The memory is per process (:class:`SharedRecentReplies` when one server runs several workers):
+    behind a balancer, a retry that lands on another Rasa server is handled again (the ticket
+    store's own idempotency still keeps tickets single).
     """
 
     def __init__(self, size: int = 5000) -> None:
@@ -116,6 +121,63 @@ class RecentReplies:
         if any(getattr(answer_of(message), "kind", None) == "unavailable" for message in result):
             self._replies.pop(key, None)  # nothing was answered: a retry should really try again
         return result
+
+
+class SharedRecentReplies:
+    """:class:`RecentReplies` for several Rasa workers on one machine, in their shared SQLite file
+    (``RASA_LOCK_DB``): a retry answered by the other worker gets the same answer, not a second run.
+
+    The first attempt claims the (sender, message id) row; a retry that finds the row without a
+    reply yet waits (polling) for the first attempt's answer, up to ``wait`` seconds. Replies are
+    kept :data:`REPLY_SECONDS` (a retry comes within seconds); a first attempt that failed or found
+    the assistant unavailable leaves no row, so a retry really tries again."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS rest_replies (key TEXT PRIMARY KEY, at REAL NOT NULL, reply TEXT)",)
+    POLL_SECONDS = 0.05
+
+    def __init__(self, path: str, wait: float = 120.0) -> None:
+        from bot.sqlite import SharedFile
+
+        self.wait = wait
+        self._file = SharedFile(path, self.SCHEMA)
+
+    async def once(self, key: tuple[str, str] | None,
+                   answer: Callable[[], Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+        if key is None:
+            return await answer()
+        name = json.dumps(key, ensure_ascii=False)
+        started = time.time()
+        with self._file.transaction() as db:
+            db.execute("DELETE FROM rest_replies WHERE at < ?", (started - REPLY_SECONDS,))
+            claimed = db.execute("INSERT OR IGNORE INTO rest_replies (key, at, reply) VALUES (?, ?, NULL)",
+                                 (name, started)).rowcount == 1
+        while not claimed:
+            rows = self._file.read("SELECT reply FROM rest_replies WHERE key = ?", (name,))
+            if rows and rows[0][0] is not None:
+                logger.info("repeated message %s from %s: answered again from memory", key[1], key[0])
+                return list(json.loads(rows[0][0]))
+            if not rows or time.time() - started > self.wait:
+                return await answer()  # the first attempt failed (or never finished): this one answers
+            await asyncio.sleep(self.POLL_SECONDS)
+        try:
+            result = await answer()
+        except BaseException:
+            with self._file.transaction() as db:
+                db.execute("DELETE FROM rest_replies WHERE key = ?", (name,))
+            raise
+        with self._file.transaction() as db:
+            if any(getattr(answer_of(message), "kind", None) == "unavailable" for message in result):
+                db.execute("DELETE FROM rest_replies WHERE key = ?", (name,))
+            else:
+                db.execute("UPDATE rest_replies SET reply = ? WHERE key = ?",
+                           (json.dumps(result, ensure_ascii=False), name))
+        return result
+
+
+def recent_replies() -> RecentReplies | SharedRecentReplies:
+    """The retry memory: this process's when it is the only Rasa worker, else the workers' shared one."""
+    shared = shared_file_of_workers()
+    return SharedRecentReplies(shared) if shared else RecentReplies()
 
 
 def message_key(sender: str, metadata: dict[str, Any] | None) -> tuple[str, str] | None:
@@ -164,7 +226,7 @@ def add_common_routes(hook: Blueprint, channel: GuideChannel | None = None,
 class GuideChannel(InputChannel):
     """JSON in, a list of messages out; polite when the assistant cannot answer."""
 
-    recent: RecentReplies | None = None
+    recent: RecentReplies | SharedRecentReplies | None = None
     _origins: frozenset[str] | None = None
     #: The Sanic app this channel runs in (set when the server starts), for the tracker store.
     app: Any = None
@@ -244,7 +306,7 @@ class GuideChannel(InputChannel):
         except BadRequest as error:
             return response.json({"error": str(error)}, status=error.status, headers=headers)
         if self.recent is None:
-            self.recent = RecentReplies()
+            self.recent = recent_replies()
         reply = await self.recent.once(message_key(sender, metadata),
                                        lambda: self.handle(on_new_message, sender, text, metadata))
         return response.json(reply, headers=headers)

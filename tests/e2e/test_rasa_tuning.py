@@ -264,3 +264,49 @@ def test_messages_of_one_conversation_sent_at_once_are_answered_one_after_anothe
     turns = "".join("U" if k == "user" else "L" if k == "listen" else "" for k in kinds)
     assert turns.count("U") == 1 + len(asked), kinds
     assert "UU" not in turns, turns
+
+
+SHARED_REPLIES = r"""
+import asyncio, multiprocessing, os, sys, tempfile, time
+from bot.channels.rest import SharedRecentReplies
+
+path = os.path.join(tempfile.mkdtemp(), "locks.db")
+memory = SharedRecentReplies(path)
+ran = multiprocessing.Value("i", 0)
+
+def worker(text, delay, queue):
+    async def answer():
+        with ran.get_lock():
+            ran.value += 1
+        await asyncio.sleep(delay)
+        return [{"text": text}]
+    queue.put(asyncio.run(memory.once(("s", "m-1"), answer)))
+
+queue = multiprocessing.Queue()
+first = multiprocessing.Process(target=worker, args=("first", 0.5, queue))
+first.start(); time.sleep(0.2)  # the retry arrives while the first attempt is being answered
+retry = multiprocessing.Process(target=worker, args=("retry", 0.0, queue))
+retry.start(); first.join(); retry.join()
+got = [queue.get(), queue.get()]
+assert got == [[{"text": "first"}], [{"text": "first"}]], got
+assert ran.value == 1, ran.value
+
+async def failing():
+    raise RuntimeError("action server down")
+async def works():
+    return [{"text": "second try"}]
+try:
+    asyncio.run(memory.once(("s", "m-2"), failing))
+except RuntimeError:
+    pass
+assert asyncio.run(memory.once(("s", "m-2"), works)) == [{"text": "second try"}]  # a failed attempt is forgotten
+assert asyncio.run(memory.once(None, works)) == [{"text": "second try"}]  # no message id: always answered
+print("shared")
+"""
+
+
+def test_a_retry_answered_by_the_other_worker_gets_the_first_answer():
+    """With two Rasa workers a retried message may reach the one that did not answer it: the workers'
+    shared file holds the answer (and a retry during the first attempt waits for it)."""
+    done = rasa_python(SHARED_REPLIES)
+    assert done.returncode == 0 and done.stdout.strip().endswith("shared"), done.stderr[-2000:]

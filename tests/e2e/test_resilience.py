@@ -121,5 +121,6 @@ def test_a_retried_message_is_answered_once(servers):
 
     first = send("我身份证过期了怎么办", "m-1")
     assert "身份证" in first
-    assert send("那要多少钱？", "m-1") == first
+    for _ in range(4):  # with two Rasa workers, retries land on both
+        assert send("那要多少钱？", "m-1") == first
     assert "20" in send("那要多少钱？", "m-2")
