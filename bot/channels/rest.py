@@ -85,6 +85,12 @@ def parse_request(request: Request) -> tuple[str, str, dict[str, Any] | None]:
     return sender, check_message(body.get("message")), clean_metadata(body.get("metadata"))
 
 
+def unanswered(messages: list[dict[str, Any]]) -> bool:
+    """Did the assistant produce no answer (the polite "unavailable" reply)? Then a retry must really
+    try again, so neither retry memory keeps it."""
+    return any(getattr(answer_of(message), "kind", None) == "unavailable" for message in messages)
+
+
 class RecentReplies:
     """Answers to the last few thousand (sender, message id) pairs, for retried requests.
 
@@ -118,7 +124,7 @@ class RecentReplies:
             future.exception()  # retrieved here, so an unwaited future does not warn
             raise
         future.set_result(result)
-        if any(getattr(answer_of(message), "kind", None) == "unavailable" for message in result):
+        if unanswered(result):
             self._replies.pop(key, None)  # nothing was answered: a retry should really try again
         return result
 
@@ -166,7 +172,7 @@ class SharedRecentReplies:
                 db.execute("DELETE FROM rest_replies WHERE key = ?", (name,))
             raise
         with self._file.transaction() as db:
-            if any(getattr(answer_of(message), "kind", None) == "unavailable" for message in result):
+            if unanswered(result):
                 db.execute("DELETE FROM rest_replies WHERE key = ?", (name,))
             else:
                 db.execute("UPDATE rest_replies SET reply = ? WHERE key = ?",
