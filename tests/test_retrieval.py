@@ -153,3 +153,29 @@ def test_lexical_scores_equal_the_vectorizers_own_weighting(service, question):
     np.maximum.at(expected, lexical._rows, per_text)
     assert np.allclose(lexical.scores(query), expected, atol=1e-9)
     assert (expected > 0).any() or question == "的的的的"
+
+
+def test_longest_common_run_equals_difflib():
+    """The ranker's longest shared run is computed by substring tests (for speed); it must be the
+    longest matching block difflib finds, on real titles and on random strings of a small alphabet
+    (many partial matches), including the truncation to LCS_CHARS."""
+    import random
+    from difflib import SequenceMatcher
+
+    from bot.answering.ranking import LCS_CHARS, longest_common_run
+
+    def reference(a: str, b: str) -> int:
+        if not a or not b:
+            return 0
+        a, b = a[:LCS_CHARS], b[: LCS_CHARS * 4]
+        return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
+
+    pairs = [("身份证丢了怎么补办", "居民身份证补领 补办身份证"), ("", "护照"), ("护照", ""), ("结婚", "结婚登记"),
+             ("abcabc", "cab"), ("营业执照", "营业执照变更登记")]
+    rng = random.Random(7)
+    for _ in range(2000):
+        a = "".join(rng.choice("甲乙丙丁") for _ in range(rng.randint(0, 90)))
+        b = "".join(rng.choice("甲乙丙丁戊") for _ in range(rng.randint(0, 300)))
+        pairs.append((a, b))
+    for a, b in pairs:
+        assert longest_common_run(a, b) == reference(a, b), (a, b)
