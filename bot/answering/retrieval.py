@@ -340,6 +340,12 @@ class Retriever:
             return False  # an FAQ entry first is the office's answer to the question as asked: it stays
         exact = [i for i, m in enumerate(matches)
                  if isinstance(m.item, Guide) and keyword in self._exact[self._position[m.item.id]]]
+        if len(exact) > 1:
+            # A catalogue name several imported items carry as an alias ("教师资格认定" for 高等学校… and
+            # 高级中学…) is named by the one item whose own title it is.
+            titled = [i for i in exact if keyword in (self._titles[p := self._position[matches[i].item.id]],
+                                                      _BRACKETS.sub("", self._titles[p]))]
+            exact = titled if len(titled) == 1 else exact
         if len(exact) != 1 or matches[0].score - matches[exact[0]].score > FAMILY_MARGIN:
             return False
         matches.insert(0, matches.pop(exact[0]))
