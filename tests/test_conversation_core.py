@@ -459,3 +459,52 @@ def test_a_question_after_candidates_is_answered_for_the_first_with_the_others_o
     assert reply is not None and reply.guide_id == first.matches[0].item.id and "20周岁" in reply.text
     assert len(reply.buttons) > 1
     assert service.respond("谢谢", "thank", last_question="我和对象打算下个月去扯证") is None  # not a question
+
+
+def test_the_question_word_says_which_aspect_is_asked(service):
+    """"在哪里交材料": the NLU hears 材料, the question asks where."""
+    reply = service.respond("在哪里交材料", "ask_aspect", current_id="sample-passport", aspect="materials")
+    assert reply is not None and reply.guide_id == "sample-passport"
+    assert "办理地点" in reply.text and "申请材料" not in reply.text.split("\n")[0], reply.text
+
+
+def test_an_aspect_question_after_an_item_is_about_it_unless_it_names_something_else(service):
+    things = service.respond("要带哪些东西去", "ask_aspect", current_id="sample-disability-card", aspect="materials")
+    assert things is not None and things.kind == "aspect" and things.guide_id == "sample-disability-card"
+    tesla = service.respond("特斯拉多少钱", "ask_aspect", current_id="sample-id-card-renew", aspect="fee")
+    assert tesla is None or (tesla.kind in ("off_topic", "not_found") and "20元" not in tesla.text)
+
+
+def test_a_complaint_that_only_tells_a_situation_is_searched_first(service):
+    """"…到现在都没人管" is no request for a person: the item it is about, the way to a person beside it."""
+    reply = service.respond("老公走了好几年了，他公积金里那点钱到现在都没人管", "complain")
+    assert reply is not None and any(b.payload == "/request_human" for b in reply.buttons)
+    assert service.respond("我要投诉，到现在都没人管", "complain") is None  # a complaint asked for: the form
+
+
+@pytest.mark.parametrize("intent", ["ask_item", "out_of_scope", "chitchat"])
+def test_a_question_naming_no_other_item_stays_with_the_item(service, intent):
+    """Whatever the NLU heard, a question right after an item that names no other item is answered from
+    that item's guide, or told that the guide is silent with the item's phone: never "not found", "out
+    of scope" or another item's FAQ."""
+    reply = service.respond("能不能一年交一次", intent, current_id="sample-flexible-employment")
+    assert reply is not None and reply.kind == "follow_up" and reply.guide_id == "sample-flexible-employment"
+    assert "12333" in reply.text or "按年" in reply.text, reply.text
+    proxy = service.respond("他才15岁，我当家长的能替他去申请吗", intent, current_id="sample-temp-id-card")
+    assert proxy is not None and proxy.guide_id == "sample-temp-id-card" and "监护人" in proxy.text, proxy
+    assert service.respond("你是机器人吗", "chitchat", current_id="sample-flexible-employment") is None
+
+
+def test_where_is_answered_with_the_guides_one_place(service):
+    reply = service.respond("那去哪儿交", "ask_item", current_id="sample-resident-pension")
+    assert reply is not None and reply.kind == "follow_up" and "办理地点" in reply.text, reply
+    away = service.respond("我人在外地上班，能就在这边换吗", "ask_item", current_id="sample-id-card-renew")
+    assert away is not None and "办理时间" not in away.text, away.text  # working there is no hours question
+
+
+def test_an_item_named_by_its_own_title_beats_a_shared_catalogue_name(service):
+    """"教师资格认定" is the sample item's title and the catalogue name two imported items carry."""
+    result = service.search("教师资格认定怎么办")
+    assert result.status == "clear" and result.best.item.id == "sample-teacher-cert"
+    reply = service.respond("注册公司要多久", "ask_aspect", aspect="time")
+    assert reply is not None and reply.kind == "aspect" and reply.guide_id == "sample-company-setup", reply

@@ -45,6 +45,22 @@ _ASPECT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+#: Question words that say which aspect is asked whatever else the sentence names: "在哪里交材料"
+#: asks where (the NLU hears 材料), "材料要交多少钱" how much. Time is left out: "多久" also asks
+#: deadlines and validity, which other passages answer.
+_ASKED_BY: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("place", re.compile(r"在哪|去哪|哪里|哪儿|哪个地方|什么地方|边度|地址|地点在")),
+    ("fee", re.compile(r"多少钱|几多钱|收费吗|收不收费|要钱吗|要不要钱|费用多少|收多少")),
+    ("materials", re.compile(r"(?:带|准备|交|提供|需要)(?:些)?(?:什么|啥|哪些|乜嘢)|(?:什么|哪些|啥)材料|材料有哪些")),
+)
+
+
+def asked_aspect(text: str) -> str | None:
+    """The aspect the question words of ``text`` ask for, when exactly one is asked."""
+    asked = [aspect for aspect, words in _ASKED_BY if words.search(text)]
+    return asked[0] if len(asked) == 1 else None
+
+
 def canonical_aspect(value: str | None) -> str | None:
     """Map an aspect entity value to a key of :data:`ASPECTS`, or None if it names none."""
     if not value:

@@ -60,10 +60,12 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     # "能转给别人吗" asks about transferring the licence, not about someone else applying for it.
     (re.compile(r"转给|转让|过户给|转手|转租|借给"), frozenset(), re.compile(r"转让|转借|出租|出借|买卖|不得转")),
     (re.compile(r"代办|代理|找人|委托|别人|家人|邻居|帮我办|帮我申请|帮忙|替我|代替|代领|本人不|亲自|本人去|一个人去"
-                r"|单独去|自己去|自己能|自己申请|自己办|单位给办|谁来办|谁去办|不肯|不给申请"),
+                r"|单独去|自己去|自己能|自己申请|自己办|单位给办|谁来办|谁去办|不肯|不给申请"
+                r"|(?:替|帮|代)(?:他|她|孩子|娃|老人|父母|爸|妈)(?:去|来)?(?:办|申请|领|交)|家长|监护人"),
      frozenset({"proxy"}), re.compile(r"本人到场|本人.{0,4}办理|亲自|代办|委托|代理人|共同到|到场|用人单位|单位办理"
                                        r"|单位申请|亲属|近亲属|邻居|他人|职工本人|工会")),
-    (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|上班|下班|中午|时间段"),
+    # "几点下班", not "我在外地上班": working there is no question about the hours.
+    (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|(?:上|下)班(?:时间|前|后|以前|以后|了吗)|中午|时间段"),
      frozenset({"hours"}), None),
     # "在家就能办吗" is about applying online; "孩子是在家里生的" is not.
     (re.compile(r"手机|网上|线上|网站|网址|官网|哪个网|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
@@ -98,7 +100,7 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     (re.compile(r"条件|资格|年龄|多大|几岁|满\d|不符合|能不能办|可以办"), frozenset({"condition", "refusal"}), None),
     (re.compile(r"流程|步骤|第一步|先干嘛|先做什么|先去哪|然后|怎么弄"), frozenset({"process"}), None),
     (re.compile(r"电话|打给|咨询|投诉"), frozenset({"phone"}), None),
-    (re.compile(r"哪里|地址|地点|窗口|在哪|where"), frozenset({"place"}), None),
+    (re.compile(r"哪里|哪儿|去哪|哪个地方|什么地方|地址|地点|窗口|在哪|where"), frozenset({"place"}), None),
 )
 CUE_BONUS = 0.25
 #: A runner-up passage within this much of the best is quoted beside it (when it says something else).
@@ -464,7 +466,7 @@ class FollowUps:
             scored.append((score, -position, passage))
         kinds = first_cue_kinds(text)
         only = [i for i, (_, _, p) in enumerate(scored) if p.kind in kinds]
-        if len(only) == 1 and kinds & {"time", "hours", "online", "courier", "appointment", "visits"}:
+        if len(only) == 1 and kinds & {"time", "hours", "online", "courier", "appointment", "visits", "place"}:
             # "要几耐先攞到": the guide's one time-limit passage answers a time question, however little
             # of its wording the question shares.
             sc, order, p = scored[only[0]]

@@ -118,7 +118,7 @@ _ASPECT_WORDING = re.compile(
     # Longest first: an alternation takes the first that fits, and "几" must not leave "天" of "几天".
     r"(?:"
     r"where|long|much|when|what|价钱|地方|问一下|how|请问|想问|我想|那个|这个|需要|准备|提供|什么|哪些|多少|收费|费用|价格|免费|多久|时间|几天|时限|多长|哪里|哪儿|"
-    r"地址|窗口|地点|几点|上班|办理|怎么|如何|流程|步骤|手续|材料|资料|证件|网上|线上|预约|电话|热线|咨询|投诉|联系|方式|号码|结果|出来|下来|拿到|审批|审核|条件|资格|可以|"
+    r"地址|窗口|地点|几点|上班|办理|怎么|如何|流程|步骤|手续|材料|资料|证件|东西|网上|线上|预约|电话|热线|咨询|投诉|联系|方式|号码|结果|出来|下来|拿到|审批|审核|条件|资格|可以|"
     r"没有|一下|弄好|搞定|那|这|它|的|呢|吗|嘛|啊|呀|吧|了|么|哦|喔|还|也|都|就|要|得|需|带|啥|几|钱|价|贵|哪|办|去|在|跑|趟|次|批|好|能|不|是|有|我|你|您|们|弄|"
     r"搞|\s|[^\w]"
     r")+"
@@ -138,6 +138,9 @@ GUIDE_TEXT_SHARE = 0.6
 SEARCH_CACHE = 1024
 #: A follow-up answer this strong stands even when the message also names another item's words.
 STRONG_FOLLOW_UP = 0.85
+#: An aspect question whose leftover has less than this share of its characters in the item's text (and
+#: that retrieval finds nothing for) is about something else ("特斯拉多少钱" after 身份证).
+ELSEWHERE_SHARE = 0.5
 #: A follow-up passage this close beats the aspect the NLU heard when the passage is of another kind.
 OTHER_KIND_FOLLOW_UP = 0.40
 #: Things that are not people asking for what only people can have ("给我家的猫办身份证", "火星签证"):
@@ -159,10 +162,20 @@ _SCOPE_FILLER = re.compile(
 
 
 #: A complaint that asks for a person or says the matter cannot be done goes to the window.
-_WANTS_A_PERSON = re.compile(
-    r"人工|真人|活人|客服|坐席|工作人员|领导|负责人|主管|human|让人来|派个人|找个人|办不成|没办成|办不了|没办下来|投诉|反映|不给办"
-    r"|没人审核|没人管|没人理|跑了.{0,3}[趟次]|[三四五六七八九十几]次都"
-)
+_FOR_THE_WINDOW = (r"人工|真人|活人|客服|坐席|工作人员|领导|负责人|主管|human|让人来|派个人|找个人|投诉|反映"
+                   r"|办不成|没办成|办不了|没办下来|不给办|跑了.{0,3}[趟次]|[三四五六七八九十几]次都")
+_WANTS_A_PERSON = re.compile(_FOR_THE_WINDOW + r"|没人审核|没人管|没人理")
+#: A complaint with nothing under discussion goes straight to the window's form when it asks for a person
+#: or tells what the window is for (办不成, 跑了三趟); one that only says nobody sees to something ("他公积金
+#: 里的钱到现在都没人管") is searched first: the item it is about, with the way to a person beside it.
+_GOES_TO_THE_WINDOW = re.compile(_FOR_THE_WINDOW)
+#: Intents a question about the item under discussion is sometimes heard as.
+_HEARD_AS_CHAT = frozenset({"out_of_scope", "chitchat", "thank", "affirm", "deny"})
+#: Intents of questions about an item.
+_ASKS_OF_AN_ITEM = frozenset({"ask_item", "ask_aspect"})
+#: Questions about the assistant itself ("你是机器人吗", "你们这机器人不累吗"): small talk, whatever is
+#: under discussion.
+_ABOUT_THE_BOT = re.compile(r"你是|你们是|你叫|你几岁|你累|不累|机器人|助手|真人|聊天|你好|谢谢|你会|你能不能陪|讲个笑话|天气")
 #: A complaint that asks what to do or whether something is allowed ("跑了三趟，怎么办", "让我点满意，
 #: 这样可以吗") rather than venting ("到底怎么回事", "凭什么"): the knowledge base may answer it.
 _COMPLAINT_ASKS = re.compile(
@@ -378,8 +391,11 @@ class GuideService:
                 # "办事要带复印件吗", "综合窗口是什么": the hall's own answer, not an aspect of some guide.
                 return self.answer_faq(rule, current_id)
             found = [m for m in result.matches if isinstance(m.item, Guide)]  # an aspect is a guide's
-            clear = result.status != "none" and bool(found) and (
-                len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)
+            # The retriever's own "clear" stands when a guide leads: it knows an item named whole
+            # ("注册公司要多久") from rivals that only score alike.
+            clear = bool(found) and ((result.status == "clear" and result.matches[0] is found[0]) or (
+                result.status != "none" and (
+                    len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)))
             if clear and isinstance(found[0].item, Guide):
                 # Another item only when the question names it: "多久能拿到新证" stays with the item.
                 if guide is None or names_item or not self._refers_to(leftover, guide):
@@ -388,7 +404,8 @@ class GuideService:
                 guides = tuple(m.item for m in found)
                 return Reply("candidates", answers.render_candidates_prompt(), buttons=_guide_buttons(guides),
                              guides=guides)
-            elif guide is not None and not names_item and not self._refers_to(leftover, guide):
+            elif guide is not None and not names_item and not self._refers_to(leftover, guide) \
+                    and self._elsewhere(text, leftover, guide, result):
                 # "这件衣服多少钱" right after an identity-card answer: not a question about that item.
                 return Reply("off_topic", answers.render_off_topic(guide, aspect, self.settings.hotline),
                              buttons=[Button(answers.FULL_NOTIFICATION_BUTTON, choose_payload(guide.id))],
@@ -502,6 +519,27 @@ class GuideService:
             return record.related[0] if record.related else ""
         return record.id
 
+    def _hall_rule_for(self, text: str) -> bool:
+        """Does retrieval clearly answer ``text`` with one of the hall's own rules (an FAQ entry of no item)?"""
+        result = self.search(text)
+        best = result.best.item if result.best is not None else None
+        return result.status == "clear" and isinstance(best, FaqEntry) and not best.related
+
+    def _elsewhere(self, text: str, leftover: str, guide: Guide, result: SearchResult) -> bool:
+        """Is an aspect question that names something besides the aspect about something other than
+        ``guide``? Only a thing pointed at ("这件衣服多少钱"), or words the knowledge base has nothing
+        for and the item's text shares no character with ("特斯拉多少钱"). "要带哪些东西去", "改名字收费不"
+        right after an item are about it: a citizen asking is told the item's answer, never "out of
+        scope"."""
+        thing = _THIS_THING.search(normalize(text, limit=0))
+        if thing and _ASPECT_WORDING.sub("", thing.group(1)):
+            return True
+        if result.status != "none":
+            return False
+        body = normalize(" ".join(p.text for p in followup.passages(guide)) + guide.title, limit=0)
+        chars = [ch for ch in leftover if ch.isalnum()]
+        return bool(chars) and sum(1 for ch in chars if ch in body) / len(chars) < ELSEWHERE_SHARE
+
     def _about(self, leftover: str, guide: Guide) -> bool:
         """Does the leftover of an aspect question plausibly refer to ``guide``? Words that only point
         back at it ("整个新的要多少钱", "再补一个") do."""
@@ -562,9 +600,10 @@ class GuideService:
         return self._follow_up(guide, text, strict=strict)[0]
 
     def _follow_up(self, guide: Guide, text: str, *, strict: bool, found: followup.FollowUp | None = None,
-                   ) -> tuple[Reply | None, followup.FollowUp | None]:
+                   silent_ok: bool = False) -> tuple[Reply | None, followup.FollowUp | None]:
         """:meth:`follow_up`, with the passage search's result when it ran (the caller weighs its score);
-        ``found``: that search, when the caller already ran it."""
+        ``found``: that search, when the caller already ran it. ``silent_ok``: a question no passage
+        answers is told that the guide is silent (and the phone), not passed on."""
         said = normalize(text, limit=0)  # the cues are written in Simplified: "最長貸幾年嗎" must meet them
         if followup.DEFERRAL.search(said):
             return self.answer_deferral(guide, text), None
@@ -575,7 +614,8 @@ class GuideService:
         found = found or self.follow_ups.answer(guide, text)
         cue = bool(followup.first_cue_kinds(said))
         asks = cue or bool(followup.YES_NO.search(said) or followup.QUESTION.search(said))
-        if found.passage is None and (not cue or (strict and not followup.YES_NO.search(said))):
+        if found.passage is None and not (silent_ok and asks) and (
+                not cue or (strict and not followup.YES_NO.search(said))):
             return None, found
         weak = found.score < self.follow_ups.min_score + 0.05
         if found.passage is not None and strict and (not asks or (not cue and weak)):
@@ -610,6 +650,8 @@ class GuideService:
             # Whatever the NLU took it for: the ticket form for the window (the action opens it).
             return Reply("escalate", answers.render_escalation_offer(self.settings.hotline),
                          buttons=[self._escalate_button()])
+        if aspect is not None:  # "在哪里交材料": the NLU heard 材料, the question asks where
+            aspect = answers.asked_aspect(clean) or aspect
         guide = self.guide(current_id)
         if guide is None and event and intent not in SMALL_TALK:
             members = self.life_events.plan(event).guides
@@ -663,6 +705,16 @@ class GuideService:
             if reply is not None and (not other or (reply.kind == "follow_up" and (
                     found or self.follow_ups.answer(guide, text)).score >= STRONG_FOLLOW_UP)):
                 return reply
+            if reply is None and not other and asks and aspect is None and not _ABOUT_THE_BOT.search(clean) and (
+                    intent in _HEARD_AS_CHAT or intent in _ASKS_OF_AN_ITEM) and not self._hall_rule_for(text):
+                # "会有人到家里来看吗", "能不能一年交一次" right after 低保 / 灵活就业, "他才15岁，我当家长的能替他
+                # 去申请吗" after 临时身份证 (an FAQ of 居住证 fits it better): whatever the NLU heard, a question
+                # that names no other item is about the one under discussion: its passage, or that the guide
+                # is silent and whom to call. Never "out of scope", "not found" or another item's answer;
+                # only the hall's own rules ("办不成事反映窗口在哪") are answered as they are.
+                reply, _ = self._follow_up(guide, text, strict=False, found=found, silent_ok=True)
+                if reply is not None:
+                    return reply
             if aspect is not None and not other:
                 return self.answer_aspect(text, aspect, guide.id, names_item=False, region=region,
                                           failures=failures)
@@ -671,7 +723,7 @@ class GuideService:
         if intent == "ask_aspect" or (aspect is not None and intent not in TRIAGED):
             return self.answer_aspect(text, aspect, current_id, names_item=names_item, region=region,
                                       failures=failures, last_question=last_question)
-        if intent == "complain" and _WANTS_A_PERSON.search(clean) and not _ASKS_ABOUT.search(clean) and (
+        if intent == "complain" and _GOES_TO_THE_WINDOW.search(clean) and not _ASKS_ABOUT.search(clean) and (
                 not _COMPLAINT_ASKS.search(clean) or _ASKS_FOR_A_PERSON.search(clean)):
             return None  # "想找人工", "我要反映": the window, not an answer
         if intent in TRIAGED:
@@ -679,8 +731,7 @@ class GuideService:
             # is answered when the knowledge base has the answer, with the way to a person beside it.
             result = self.search(text, region=region, department=department)
             best = result.best.item if result.best is not None else None
-            if intent == "complain" and _COMPLAINT_ASKS.search(clean) and result.status == "ambiguous" \
-                    and result.matches:
+            if intent == "complain" and result.status == "ambiguous" and result.matches:
                 offer = _candidates(result)
                 return Reply(offer.kind, offer.text, buttons=[*offer.buttons, self._escalate_button()],
                              guides=offer.guides)
