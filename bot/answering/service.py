@@ -175,7 +175,8 @@ _HEARD_AS_CHAT = frozenset({"out_of_scope", "chitchat", "thank", "affirm", "deny
 _ASKS_OF_AN_ITEM = frozenset({"ask_item", "ask_aspect"})
 #: Questions about the assistant itself ("你是机器人吗", "你们这机器人不累吗"): small talk, whatever is
 #: under discussion.
-_ABOUT_THE_BOT = re.compile(r"你是|你们是|你叫|你几岁|你累|不累|机器人|助手|真人|聊天|你好|谢谢|你会|你能不能陪|讲个笑话|天气")
+_ABOUT_THE_BOT = re.compile(
+    r"你是|你们是|你叫|你几岁|你累|不累|机器人|助手|真人|聊天|你好|谢谢|你会|你能不能陪|讲个笑话|天气")
 #: A complaint that asks what to do or whether something is allowed ("跑了三趟，怎么办", "让我点满意，
 #: 这样可以吗") rather than venting ("到底怎么回事", "凭什么"): the knowledge base may answer it.
 _COMPLAINT_ASKS = re.compile(
