@@ -112,6 +112,7 @@ RATING = [{"title": t, "payload": f'/rate{{"rating": "{n}"}}'}
 @pytest.mark.parametrize(("said", "title"), [
     ("非常满意", "非常满意"), ("不满意", "不满意"), ("太差了", "非常不满意"), ("一般般吧", "基本满意"),
     ("第二个", "满意"), ("2", "不满意"), ("打5分", "非常满意"), ("还行", "基本满意"),
+    ("不咋地", "不满意"), ("太棒了", "非常满意"), ("还好吧", "基本满意"), ("很失望", "非常不满意"), ("好评", "满意"),
 ])
 def test_free_text_ratings_map_to_the_five_levels(said, title):
     button = match_button(said, RATING)
@@ -508,3 +509,9 @@ def test_an_item_named_by_its_own_title_beats_a_shared_catalogue_name(service):
     assert result.status == "clear" and result.best.item.id == "sample-teacher-cert"
     reply = service.respond("注册公司要多久", "ask_aspect", aspect="time")
     assert reply is not None and reply.kind == "aspect" and reply.guide_id == "sample-company-setup", reply
+
+
+def test_a_new_how_to_question_is_no_follow_up(service):
+    """"飞船驾驶证怎么办理" after 身份证 asks for an item of its own: nothing fits, the item is left."""
+    reply = service.respond("飞船驾驶证怎么办理", "ask_item", current_id="sample-id-card-renew")
+    assert reply is None or (reply.kind != "follow_up" and reply.guide_id != "sample-id-card-renew"), reply

@@ -23,6 +23,7 @@ from typing import Literal
 from bot.answering import answers, followup
 from bot.answering.followup import FollowUps
 from bot.answering.lifeevents import LifeEvents
+from bot.answering.ranking import HOW_TO
 from bot.answering.retrieval import Retriever, SearchResult
 from bot.contract import Answer, ButtonSpec, ItemRef
 from bot.knowledge.embedding.encoder import Encoder, make_encoder
@@ -706,13 +707,15 @@ class GuideService:
             if reply is not None and (not other or (reply.kind == "follow_up" and (
                     found or self.follow_ups.answer(guide, text)).score >= STRONG_FOLLOW_UP)):
                 return reply
-            if reply is None and not other and asks and aspect is None and not _ABOUT_THE_BOT.search(clean) and (
-                    intent in _HEARD_AS_CHAT or intent in _ASKS_OF_AN_ITEM) and not self._hall_rule_for(text):
+            if reply is None and not other and asks and aspect is None and not _ABOUT_THE_BOT.search(clean) \
+                    and not HOW_TO.search(clean) and (intent in _HEARD_AS_CHAT or intent in _ASKS_OF_AN_ITEM) \
+                    and not self._hall_rule_for(text):
                 # "会有人到家里来看吗", "能不能一年交一次" right after 低保 / 灵活就业, "他才15岁，我当家长的能替他
                 # 去申请吗" after 临时身份证 (an FAQ of 居住证 fits it better): whatever the NLU heard, a question
                 # that names no other item is about the one under discussion: its passage, or that the guide
                 # is silent and whom to call. Never "out of scope", "not found" or another item's answer;
-                # only the hall's own rules ("办不成事反映窗口在哪") are answered as they are.
+                # only the hall's own rules ("办不成事反映窗口在哪") are answered as they are, and "飞船驾驶证
+                # 怎么办理" asks for an item of its own.
                 reply, _ = self._follow_up(guide, text, strict=False, found=found, silent_ok=True)
                 if reply is not None:
                     return reply
