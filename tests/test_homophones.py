@@ -62,3 +62,23 @@ def test_a_run_inside_a_term_spelled_right_is_not_a_slip():
     terms = Homophones.from_terms(["生育金", "生育津贴"])
     assert terms.corrections("生育津贴是公司去申请吗") == []
     assert terms.corrections("生育进怎么领") == ["生育金"]
+
+
+@pytest.fixture(scope="module")
+def with_names() -> Homophones:
+    """Built as retrieval builds it: from names, two-character item names ("护照", "社保", "公证") included."""
+    return Homophones.from_names(["护照", "社保", "公证", "公示", "社会工作者职业资格考试报名"])
+
+
+@pytest.mark.parametrize(("typed", "term"), [("胡照过期了咋换", "护照"), ("社宝卡丢了", "社保")])
+def test_a_two_character_slip_for_an_item_name_adds_it(with_names, typed, term):
+    assert term in with_names.corrections(typed)
+
+
+@pytest.mark.parametrize("typed", [
+    "社工证报名",      # 工证 is the end of 社工 and the start of 证: no slip for 公证
+    "公式怎么算",      # 公式 is a word of its own, not a slip for 公示
+    "护照过期了",      # spelt right
+])
+def test_a_two_character_run_that_is_a_word_or_spans_words_is_left_alone(with_names, typed):
+    assert with_names.corrections(typed) == [], with_names.corrections(typed)

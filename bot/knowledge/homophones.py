@@ -10,7 +10,9 @@ unknown word; the nothing-fits check then turns the citizen away although the it
 character's usual reading: the one an input method is typed for) but differs from it in one
 character (two in runs of five or more). It works as :class:`bot.knowledge.synonyms.Synonyms`
 does: the term is appended and the citizen's words are kept. A run that is itself a known term
-is left alone, so a correct word is never "corrected" into its homophone. The terms are the
+is left alone, so a correct word is never "corrected" into its homophone. Two-character item names
+("护照", "社保") are matched too, but only by a run that is no dictionary word and whose characters the
+dictionary cuts alone ("胡照过期了"; not "公式", not the "工证" of "社工证"). The terms are the
 knowledge base's names (titles, aliases, synonym terms, and the dictionary words inside them),
 built once when retrieval starts; the readings come from pypinyin's character table.
 """
@@ -77,6 +79,10 @@ class Homophones:
 
     by_spelling: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
     terms: set[str] = field(default_factory=set)
+    #: Two-character item names ("护照", "社保") by spelling, and the dictionary's words: a two-character
+    #: run is a slip for such a name only when it is no word at all ("胡照"; "公式" is a word).
+    short: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
+    words: frozenset[str] | dict[str, int] = field(default_factory=frozenset)
 
     @classmethod
     def from_terms(cls, terms: Iterable[str]) -> Homophones:
@@ -114,7 +120,33 @@ class Homophones:
                     if 0 < differences <= _allowed_differences(length) and term not in query and term not in found:
                         found.append(term)
                         covered.update(range(start, start + length))
+        if self.short:
+            # Only characters the dictionary leaves alone may be a slip: "胡照" cuts into 胡 / 照, while
+            # "工证" of "社工证" is the end of 社工 and the start of another word.
+            alone = self._single_characters(query)
+            for start in range(len(query) - 1):
+                run = query[start:start + 2]
+                if covered & {start, start + 1} or not {start, start + 1} <= alone or run in self.words \
+                        or not all("\u4e00" <= c <= "\u9fff" for c in run):
+                    continue
+                for term in sorted({t for sp in spellings(run, usual_only=True) for t in self.short.get(sp, ())}):
+                    if term != run and term not in query and term not in found:
+                        found.append(term)
+                        covered.update((start, start + 1))
         return found
+
+    @staticmethod
+    def _single_characters(query: str) -> set[int]:
+        """Positions of ``query`` jieba's dictionary cuts as one-character words."""
+        import jieba
+
+        alone: set[int] = set()
+        position = 0
+        for token in jieba.cut(query, HMM=False):
+            if len(token) == 1:
+                alone.add(position)
+            position += len(token)
+        return alone
 
     @classmethod
     def from_names(cls, names: Iterable[str], words: Iterable[str] = ()) -> Homophones:
@@ -123,12 +155,18 @@ class Homophones:
         import jieba
 
         terms = set(words)
+        short: dict[tuple[str, ...], set[str]] = {}
         for name in names:
             terms.add(name)
+            if len(name) == 2 and all("\u4e00" <= c <= "\u9fff" for c in name):
+                for spelling in spellings(name, usual_only=True):
+                    short.setdefault(spelling, set()).add(name)
             for word in jieba.cut_for_search(name, HMM=False):
                 if len(word) >= MIN_RUN and jieba.dt.FREQ.get(word, 0) >= MIN_WORD_FREQ:
                     terms.add(word)
-        return cls.from_terms(sorted(terms))
+        found = cls.from_terms(sorted(terms))
+        found.short, found.words = short, jieba.dt.FREQ
+        return found
 
     def expand(self, query: str) -> str:
         """``query`` plus the terms it mis-typed (normalised text in), or ``query`` itself."""
