@@ -741,8 +741,6 @@ class GuideService:
                              guides=offer.guides)
             if result.status != "clear" or best is None:
                 return None
-            if intent == "complain" and isinstance(best, FaqEntry) and not best.related and not asks:
-                return None  # the hall's own rules do not settle a complaint: a person does
             reply = self.answer_record(best.id)
             if intent == "complain":  # the item, and still the way to a person if it cannot be done
                 return Reply(reply.kind, reply.text + "\n" + answers.render_escalation_offer(self.settings.hotline),
