@@ -515,3 +515,12 @@ def test_a_new_how_to_question_is_no_follow_up(service):
     """"飞船驾驶证怎么办理" after 身份证 asks for an item of its own: nothing fits, the item is left."""
     reply = service.respond("飞船驾驶证怎么办理", "ask_item", current_id="sample-id-card-renew")
     assert reply is None or (reply.kind != "follow_up" and reply.guide_id != "sample-id-card-renew"), reply
+
+
+def test_money_that_is_no_fee_and_a_must_i_go_question(service):
+    """"贷下来的钱打到哪" is no fee question; "一定得去中心排队吗" asks whether going is needed: the online
+    channel answers it, without a bare "可以"."""
+    loan = service.respond("贷下来的钱是打我卡上还是直接给开发商", "ask_item", current_id="sample-hf-loan")
+    assert loan is None or "收费标准" not in loan.text, loan.text
+    go = service.respond("一定得去公积金中心排队吗", "ask_item", current_id="sample-hf-withdraw-rent")
+    assert go is not None and go.text.startswith("不一定") and "网上" in go.text, go.text

@@ -54,6 +54,8 @@ YES_NO = re.compile(
 
 #: A question about something (rather than a remark): small talk with none of these is never a follow-up.
 QUESTION = re.compile(r"几|多少|多久|什么|怎么|怎样|如何|哪|谁|咋|啥|how|what|where|when|why")
+#: "一定得去公积金中心排队吗", "必须去现场吗": whether going there is needed at all.
+_MUST_GO = re.compile(r"(?:一定|必须|非|是不是|是否)(?:得|要)?(?:去|跑|到)(?:现场|窗口|大厅|中心|那边|.{0,6}排队)")
 #: Question cues -> the passage kinds and passage words that answer them. A passage that has one
 #: of the words, or is of one of the kinds, gets :data:`CUE_BONUS`.
 CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...] = (
@@ -67,6 +69,9 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
     # "几点下班", not "我在外地上班": working there is no question about the hours.
     (re.compile(r"周末|周六|周日|星期六|星期天|礼拜|节假日|晚上|几点|(?:上|下)班(?:时间|前|后|以前|以后|了吗)|中午|时间段"),
      frozenset({"hours"}), None),
+    # "一定得去公积金中心排队吗": whether going there is needed at all, which the online and visits
+    # passages answer.
+    (_MUST_GO, frozenset({"online", "visits"}), None),
     # "在家就能办吗" is about applying online; "孩子是在家里生的" is not.
     (re.compile(r"手机|网上|线上|网站|网址|官网|哪个网|app|APP|小程序|微信|粤省事|网办|不用去|不去现场|在家(?:里)?(?:就)?(?:能|可以)?(?:办|申请|弄|搞定)"),
      frozenset({"online"}), None),
@@ -89,7 +94,9 @@ CUES: tuple[tuple[re.Pattern[str], frozenset[str], re.Pattern[str] | None], ...]
      frozenset({"condition", "refusal"}), re.compile(r"\d+\s*(?:日|天|个?月|年)内|期限|逾期|过期|期满")),
     (re.compile(r"多久|几天|多长时间|当天|马上|立刻|加急|多快|什么时候能拿|几耐|how long|when"),
      frozenset({"time"}), None),
-    (re.compile(r"钱|费|收费|免费|价格|价|要交吗|也要交|缴|how much|cost|fee"), frozenset({"fee"}), None),
+    # "要钱吗", "工本费": what is paid; not "贷下来的钱打到哪", "旧卡里还有钱", "缴存满几个月".
+    (re.compile(r"多少钱|几多钱|要钱|花钱|收钱|给钱|交钱|付钱|钱吗|的钱(?:是|要)?(?:交|付|出)|费|价格|价钱|什么价|要交吗"
+                r"|也要交|缴费|缴多少|缴钱|这个价|一个价|同价|价吗|how much|cost|fee"), frozenset({"fee"}), None),
     (re.compile(r"寄|快递|邮递|送到家"), frozenset({"courier"}), None),
     (re.compile(r"预约|排队|挂号|约号"), frozenset({"appointment"}), None),
     (re.compile(r"跑几次|跑几趟|几趟|去几次|跑一次"), frozenset({"visits"}), None),
@@ -527,6 +534,8 @@ def render_follow_up(guide: Guide, question: str, follow_up: FollowUp, hotline: 
         head = "不可以，需要本人到场。"
     if passage.kind == "hours":
         head = {"no": "一般不可以。", "partly": "部分地方可以。"}.get(follow_up.verdict or "", head)
+    elif passage.kind == "online" and _MUST_GO.search(question):
+        head = "不一定，可以网上办理。"  # "一定得去中心排队吗": going is not the only way
     elif follow_up.verdict and not asks_material and passage.kind != "proxy" and _NEED_Q.search(question):
         # Whether it is *required*: "可以预约" does not say 需要; only the guide's own 无需/须 settle it.
         head = "不需要。" if _NOT_NEEDED.search(passage.text) else "需要。" if _NEEDED.search(passage.text) else ""
