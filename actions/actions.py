@@ -73,6 +73,11 @@ def send(
         events.append(SlotSet("guide_id", reply.guide_id))
         if moves_on:
             events.append(SlotSet("event", None))
+    if reply.kind == "candidates" and tracker is not None:
+        # Candidates offered by whichever action ("我在广州，办护照去哪里" is an inform; "注册公司要多久" an
+        # aspect): the question they answer is remembered, so "要带什么" next is asked of the first of
+        # them, and no earlier item stays under discussion.
+        events += [SlotSet("last_question", tracker.latest_message.get("text") or ""), SlotSet("guide_id", None)]
     return events
 
 

@@ -176,3 +176,16 @@ def test_a_question_the_nlu_took_for_asking_for_a_person_is_answered():
     messages, events = run(ActionTriageComplaint(), tracker("能让4S店帮我代办吗", "request_human",
                                                             slots={"guide_id": "sample-vehicle-inspection"}))
     assert SlotSet("escalate", False) in events and "机动车检验" in messages[0]["text"], messages
+
+
+def test_candidates_from_any_action_remember_the_question_they_answer():
+    """"我在广州，办护照去哪里" (an inform) offers candidates: "要带什么" next is asked of the first of them."""
+    entities = [{"entity": "region", "value": "广州"}]
+    messages, events = run(ActionApplyScope(), tracker("我在广州，办护照去哪里", "inform", entities,
+                                                       {"region": "广州", "guide_id": "sample-marriage"}))
+    assert SlotSet("last_question", "我在广州，办护照去哪里") in events, events
+    assert SlotSet("guide_id", None) in events
+    entities = [{"entity": "aspect", "value": "materials"}]
+    messages, _ = run(ActionAnswerAspect(), tracker("要带什么", "ask_aspect", entities,
+                                                    {"region": "广州", "last_question": "我在广州，办护照去哪里"}))
+    assert "申请材料" in messages[0]["text"] and "护照" in messages[0]["text"], messages[0]["text"]

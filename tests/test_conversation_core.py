@@ -524,3 +524,12 @@ def test_money_that_is_no_fee_and_a_must_i_go_question(service):
     assert loan is None or "收费标准" not in loan.text, loan.text
     go = service.respond("一定得去公积金中心排队吗", "ask_item", current_id="sample-hf-withdraw-rent")
     assert go is not None and go.text.startswith("不一定") and "网上" in go.text, go.text
+
+
+def test_the_named_regions_own_guide_is_the_answer_among_guides_for_anywhere(service):
+    """"我在广州，办护照去哪里": Guangzhou's own passport guide, not a choice between it and the sample
+    guide that applies anywhere."""
+    result = service.search("我在广州，办护照去哪里", region="广州")
+    assert result.status == "clear" and result.best.item.id == "gd-11440100007483172Q3440106042001", result
+    plain = service.search("办护照去哪里")  # no region named: the guide for anywhere leads
+    assert plain.best is not None and plain.best.item.id == "sample-passport", plain

@@ -273,10 +273,13 @@ class Retriever:
         matches = [Match(self.records[p], round(s, 4), round(v["dense"], 4), round(v["lexical"], 4), v)
                    for s, p, v in scored[:k]]
         named = self._named_exactly(query, matches)
+        regions = mentions.regions if mentions else frozenset()
+        regional = regions if self._of_the_named_region(matches, regions) else frozenset()
         signals = self._signals(query, scored, float(lexical.max()) if len(lexical) else 0.0)
         p_none = self.nothing_fits.probability(signals) if self.nothing_fits and signals else None
         return SearchResult(
-            query=query, status=self._decide(query, matches, p_none, named=named), matches=matches,
+            query=query, status=self._decide(query, matches, p_none, named=named, regional=regional),
+            matches=matches,
             seconds=time.perf_counter() - started, signals=signals, p_none=p_none, mentions=mentions,
         )
 
@@ -351,7 +354,23 @@ class Retriever:
         matches.insert(0, matches.pop(exact[0]))
         return True
 
-    def _decide(self, query: str, matches: list[Match], p_none: float | None, *, named: bool = False) -> Status:
+    def _of_the_named_region(self, matches: list[Match], regions: frozenset[str]) -> bool:
+        """Is the first match the one guide of the region the citizen named ("我在广州，办护照去哪里":
+        Guangzhou's own passport guide) among close rivals that only apply anywhere (a sample or a
+        province-wide guide)? Then those rivals are no reason to ask which one: the local office's guide
+        is the answer. Moves that guide first when it is within the clear margin of the first."""
+        if not regions or not matches:
+            return False
+        close = [i for i, m in enumerate(matches)
+                 if isinstance(m.item, Guide) and matches[0].score - m.score < self.settings.clear_margin]
+        local = [i for i in close if self.scope.fits_region(self._position[matches[i].item.id], regions) is True]
+        if len(local) != 1:
+            return False
+        matches.insert(0, matches.pop(local[0]))
+        return True
+
+    def _decide(self, query: str, matches: list[Match], p_none: float | None, *, named: bool = False,
+                regional: frozenset[str] = frozenset()) -> Status:
         if not matches:
             return "none"
         if self.nothing_fits is not None and p_none is not None:
@@ -375,6 +394,9 @@ class Retriever:
         family = {first.id, first.related[0] if isinstance(first, FaqEntry) and first.related else ""}
         rivals = [m for m in matches[1:] if m.item.id not in family and not (
             isinstance(m.item, FaqEntry) and m.item.related and m.item.related[0] in family)]
+        if regional:  # the named region's own guide leads: only other guides of that region are rivals
+            rivals = [m for m in rivals if isinstance(m.item, Guide)
+                      and self.scope.fits_region(self._position[m.item.id], regional) is True]
         if rivals and matches[0].score - rivals[0].score < self.settings.clear_margin:
             return "ambiguous"
         if self.names_a_family(query, matches):
