@@ -179,13 +179,13 @@ def test_a_question_the_nlu_took_for_asking_for_a_person_is_answered():
 
 
 def test_candidates_from_any_action_remember_the_question_they_answer():
-    """"我在广州，办护照去哪里" (an inform) offers candidates: "要带什么" next is asked of the first of them."""
+    """"我在广州，社保卡怎么办" (an inform) offers the 社保卡 items: "要带什么" next is asked of the first."""
     entities = [{"entity": "region", "value": "广州"}]
-    messages, events = run(ActionApplyScope(), tracker("我在广州，办护照去哪里", "inform", entities,
+    messages, events = run(ActionApplyScope(), tracker("我在广州，社保卡怎么办", "inform", entities,
                                                        {"region": "广州", "guide_id": "sample-marriage"}))
-    assert SlotSet("last_question", "我在广州，办护照去哪里") in events, events
+    assert SlotSet("last_question", "我在广州，社保卡怎么办") in events, events
     assert SlotSet("guide_id", None) in events
     entities = [{"entity": "aspect", "value": "materials"}]
     messages, _ = run(ActionAnswerAspect(), tracker("要带什么", "ask_aspect", entities,
-                                                    {"region": "广州", "last_question": "我在广州，办护照去哪里"}))
-    assert "申请材料" in messages[0]["text"] and "护照" in messages[0]["text"], messages[0]["text"]
+                                                    {"region": "广州", "last_question": "我在广州，社保卡怎么办"}))
+    assert "申请材料" in messages[0]["text"] and "社会保障卡" in messages[0]["text"], messages[0]["text"]

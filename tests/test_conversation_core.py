@@ -533,3 +533,19 @@ def test_the_named_regions_own_guide_is_the_answer_among_guides_for_anywhere(ser
     assert result.status == "clear" and result.best.item.id == "gd-11440100007483172Q3440106042001", result
     plain = service.search("办护照去哪里")  # no region named: the guide for anywhere leads
     assert plain.best is not None and plain.best.item.id == "sample-passport", plain
+
+
+@pytest.mark.parametrize("text", ["我在广州，社保卡怎么办", "我在广州，公积金怎么提取"])
+def test_a_keyword_naming_a_family_still_does_with_a_place_in_the_sentence(service, text):
+    """The place filters the question; "社保卡怎么办" is what names the items, and it names a family."""
+    result = service.search(text, region="广州")
+    assert result.status == "ambiguous", result
+
+
+def test_the_items_own_faq_entry_answers_a_chatty_follow_up(service):
+    """"旧卡里还有钱怎么办" after 社保卡补换: retrieval alone is unsure, but its first two candidates are the
+    item and the item's own entry about exactly this, as likely as each other."""
+    reply = service.respond("旧卡里还有钱怎么办", "out_of_scope", current_id="sample-ss-card-replace")
+    assert reply is not None and reply.kind == "faq" and "转入新卡" in reply.text, reply
+    other = service.respond("烟草证以后能转给别人吗", "ask_item", current_id="sample-tobacco-license")
+    assert other is None or "住所" not in other.text, other.text  # an entry far behind the guide is not it

@@ -52,6 +52,8 @@ _KEYWORD_FILLER = re.compile(
     r"怎么办理|怎样办理|如何办理|怎么办|怎么弄|怎么搞|怎样办|咋办|咋整|怎么|怎样|如何|的事情|的事儿|的事|相关的?"
     r"|手续|请问|我想|我要|一下|[吗呢啊呀吧？?！!，,。\s]"
 )
+#: What is left of "我在广州，…" / "住在天河区的话…" once the place is taken out.
+_PLACE_LEAD = re.compile(r"^(?:我|我们|人|家)?(?:现在)?(?:在|是|住在|到了|去)?(?:的话)?[，,。\s]*")
 #: Longest keyword (after the filler) that may name a family of items.
 FAMILY_KEYWORD_CHARS = 8
 #: ... and how far ahead (ranker log-odds: 3.5 is 97%) the first of them may be and still share the
@@ -272,13 +274,15 @@ class Retriever:
         self._prefer_the_item(expanded, scored)
         matches = [Match(self.records[p], round(s, 4), round(v["dense"], 4), round(v["lexical"], 4), v)
                    for s, p, v in scored[:k]]
-        named = self._named_exactly(query, matches)
+        # "我在广州，社保卡怎么办": the place filters the question; the words that name an item are the rest.
+        asked = self._without_places(query) if mentions and (mentions.regions or mentions.departments) else query
+        named = self._named_exactly(asked, matches)
         regions = mentions.regions if mentions else frozenset()
         regional = regions if self._of_the_named_region(matches, regions) else frozenset()
         signals = self._signals(query, scored, float(lexical.max()) if len(lexical) else 0.0)
         p_none = self.nothing_fits.probability(signals) if self.nothing_fits and signals else None
         return SearchResult(
-            query=query, status=self._decide(query, matches, p_none, named=named, regional=regional),
+            query=query, status=self._decide(asked, matches, p_none, named=named, regional=regional),
             matches=matches,
             seconds=time.perf_counter() - started, signals=signals, p_none=p_none, mentions=mentions,
         )
@@ -353,6 +357,13 @@ class Retriever:
             return False
         matches.insert(0, matches.pop(exact[0]))
         return True
+
+    def _without_places(self, query: str) -> str:
+        """``query`` without the regions and departments it names, nor the "我在…" around them."""
+        text = normalize(query, limit=0)
+        for entity in sorted(self.entities.find(text, ("REGION", "DEPARTMENT")), key=lambda e: -e.start):
+            text = text[:entity.start] + text[entity.end:]
+        return _PLACE_LEAD.sub("", text) or query
 
     def _of_the_named_region(self, matches: list[Match], regions: frozenset[str]) -> bool:
         """Is the first match the one guide of the region the citizen named ("我在广州，办护照去哪里":

@@ -139,6 +139,8 @@ GUIDE_TEXT_SHARE = 0.6
 SEARCH_CACHE = 1024
 #: A follow-up answer this strong stands even when the message also names another item's words.
 STRONG_FOLLOW_UP = 0.85
+#: How many first candidates, all of the item under discussion, make its FAQ entry among them the answer.
+OWN_FAQ_TOP = 2
 #: An aspect question whose leftover has less than this share of its characters in the item's text (and
 #: that retrieval finds nothing for) is about something else ("特斯拉多少钱" after 身份证).
 ELSEWHERE_SHARE = 0.5
@@ -172,6 +174,8 @@ _WANTS_A_PERSON = re.compile(_FOR_THE_WINDOW + r"|没人审核|没人管|没人�
 _GOES_TO_THE_WINDOW = re.compile(_FOR_THE_WINDOW)
 #: Intents a question about the item under discussion is sometimes heard as.
 _HEARD_AS_CHAT = frozenset({"out_of_scope", "chitchat", "thank", "affirm", "deny"})
+#: "…怎么办": what to do about a situation, which may be one of the item under discussion.
+_WHAT_TO_DO = re.compile(r"(?:怎么办|咋办|咋整|怎么弄|怎么搞)[?？。!！]*$")
 #: Intents of questions about an item.
 _ASKS_OF_AN_ITEM = frozenset({"ask_item", "ask_aspect"})
 #: Questions about the assistant itself ("你是机器人吗", "你们这机器人不累吗"): small talk, whatever is
@@ -505,9 +509,22 @@ class GuideService:
         return sum(1 for pair in pairs if pair in body) / len(pairs) >= GUIDE_TEXT_SHARE
 
     def _faq_of(self, text: str, guide: Guide) -> FaqEntry | None:
-        """An FAQ entry about ``guide`` that retrieval clearly finds for the whole message."""
-        entry = _clear_faq(self.search(text))
-        return entry if entry is not None and self._item_of(entry) == guide.id else None
+        """An FAQ entry about ``guide`` that retrieval clearly finds for the whole message, or that leads
+        it with nothing but ``guide`` itself beside it: "旧卡里还有钱怎么办" after 社保卡补换 is too chatty for
+        retrieval to be sure on its own, but with the item under discussion the item's own entry about
+        it (its first two candidates: the guide and the entry, as likely as each other) is the answer."""
+        result = self.search(text)
+        entry = _clear_faq(result)
+        if entry is not None:
+            return entry if self._item_of(entry) == guide.id else None
+        top = result.matches[:OWN_FAQ_TOP]
+        if len(top) < OWN_FAQ_TOP or any(self._item_of(m.item) != guide.id for m in top):
+            return None
+        if (len(result.matches) > OWN_FAQ_TOP
+                and top[-1].score - result.matches[OWN_FAQ_TOP].score < self.settings.clear_margin):
+            return None  # something else is as close
+        return next((m.item for m in top if isinstance(m.item, FaqEntry)
+                     and top[0].score - m.score < self.settings.clear_margin), None)  # the entry as likely
 
     def _placed_at(self, text: str, guide: Guide) -> bool:
         """Does retrieval clearly place the whole message at ``guide`` (its guide or an FAQ entry of it)?"""
@@ -520,6 +537,18 @@ class GuideService:
         if isinstance(record, FaqEntry):
             return record.related[0] if record.related else ""
         return record.id
+
+    def _asks_for_another(self, clean: str, guide: Guide) -> bool:
+        """Does a how-to question ask for an item of its own ("飞船驾驶证怎么办理")? A bare "…怎么办" about
+        words of the item's own text ("旧卡里还有钱怎么办" after 社保卡补换) does not."""
+        if not HOW_TO.search(clean):
+            return False
+        if not _WHAT_TO_DO.search(clean):
+            return True
+        words = _WHAT_TO_DO.sub("", clean)
+        body = normalize(" ".join(p.text for p in followup.passages(guide)), limit=0)
+        return not any(words[i:i + 2] in body for i in range(len(words) - 1)
+                       if words[i].isalnum() and words[i + 1].isalnum())
 
     def _hall_rule_for(self, text: str) -> bool:
         """Does retrieval clearly answer ``text`` with one of the hall's own rules (an FAQ entry of no item)?"""
@@ -708,7 +737,8 @@ class GuideService:
                     found or self.follow_ups.answer(guide, text)).score >= STRONG_FOLLOW_UP)):
                 return reply
             if reply is None and not other and asks and aspect is None and not _ABOUT_THE_BOT.search(clean) \
-                    and not HOW_TO.search(clean) and (intent in _HEARD_AS_CHAT or intent in _ASKS_OF_AN_ITEM) \
+                    and not self._asks_for_another(clean, guide) \
+                    and (intent in _HEARD_AS_CHAT or intent in _ASKS_OF_AN_ITEM) \
                     and not self._hall_rule_for(text):
                 # "会有人到家里来看吗", "能不能一年交一次" right after 低保 / 灵活就业, "他才15岁，我当家长的能替他
                 # 去申请吗" after 临时身份证 (an FAQ of 居住证 fits it better): whatever the NLU heard, a question
