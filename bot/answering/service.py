@@ -172,12 +172,11 @@ _WANTS_A_PERSON = re.compile(_FOR_THE_WINDOW + r"|没人审核|没人管|没人�
 #: or tells what the window is for (办不成, 跑了三趟); one that only says nobody sees to something ("他公积金
 #: 里的钱到现在都没人管") is searched first: the item it is about, with the way to a person beside it.
 _GOES_TO_THE_WINDOW = re.compile(_FOR_THE_WINDOW)
-#: Intents a question about the item under discussion is sometimes heard as.
-_HEARD_AS_CHAT = frozenset({"out_of_scope", "chitchat", "thank", "affirm", "deny"})
+#: Intents a question about the item under discussion arrives with: its own, and the chat it is
+#: sometimes heard as.
+_MAY_ASK_OF_THE_ITEM = frozenset({"ask_item", "ask_aspect", "out_of_scope", "chitchat", "thank", "affirm", "deny"})
 #: "…怎么办": what to do about a situation, which may be one of the item under discussion.
 _WHAT_TO_DO = re.compile(r"(?:怎么办|咋办|咋整|怎么弄|怎么搞)[?？。!！]*$")
-#: Intents of questions about an item.
-_ASKS_OF_AN_ITEM = frozenset({"ask_item", "ask_aspect"})
 #: Questions about the assistant itself ("你是机器人吗", "你们这机器人不累吗"): small talk, whatever is
 #: under discussion.
 _ABOUT_THE_BOT = re.compile(
@@ -738,7 +737,7 @@ class GuideService:
                 return reply
             if reply is None and not other and asks and aspect is None and not _ABOUT_THE_BOT.search(clean) \
                     and not self._asks_for_another(clean, guide) \
-                    and (intent in _HEARD_AS_CHAT or intent in _ASKS_OF_AN_ITEM) \
+                    and intent in _MAY_ASK_OF_THE_ITEM \
                     and not self._hall_rule_for(text):
                 # "会有人到家里来看吗", "能不能一年交一次" right after 低保 / 灵活就业, "他才15岁，我当家长的能替他
                 # 去申请吗" after 临时身份证 (an FAQ of 居住证 fits it better): whatever the NLU heard, a question
