@@ -69,6 +69,11 @@ def spellings(text: str, *, usual_only: bool = False) -> list[tuple[str, ...]]:
     return [tuple(s) for s in itertools.product(*options)]
 
 
+def _hanzi(text: str) -> bool:
+    """Is ``text`` Chinese characters only (CJK unified ideographs)?"""
+    return all("\u4e00" <= c <= "\u9fff" for c in text)
+
+
 def _allowed_differences(length: int) -> int:
     return 1 if length < 5 else 2
 
@@ -79,8 +84,9 @@ class Homophones:
 
     by_spelling: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
     terms: set[str] = field(default_factory=set)
-    #: Two-character item names ("护照", "社保") by spelling, and the dictionary's words: a two-character
-    #: run is a slip for such a name only when it is no word at all ("胡照"; "公式" is a word).
+    #: Two-character item names ("护照", "社保") by spelling, and the dictionary's words (and their
+    #: prefixes): a two-character run is a slip for such a name only when it is none of them ("胡照";
+    #: "公式" is a word).
     short: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
     words: frozenset[str] | dict[str, int] = field(default_factory=frozenset)
 
@@ -121,19 +127,34 @@ class Homophones:
                         found.append(term)
                         covered.update(range(start, start + length))
         if self.short:
-            # Only characters the dictionary leaves alone may be a slip: "胡照" cuts into 胡 / 照, while
-            # "工证" of "社工证" is the end of 社工 and the start of another word.
-            alone = self._single_characters(query)
-            for start in range(len(query) - 1):
-                run = query[start:start + 2]
-                if covered & {start, start + 1} or not {start, start + 1} <= alone or run in self.words \
-                        or not all("\u4e00" <= c <= "\u9fff" for c in run):
-                    continue
-                for term in sorted({t for sp in spellings(run, usual_only=True) for t in self.short.get(sp, ())}):
-                    if term != run and term not in query and term not in found:
-                        found.append(term)
-                        covered.update((start, start + 1))
+            found += self._short_corrections(query, covered, found)
         return found
+
+    def _short_corrections(self, query: str, covered: set[int], found: list[str]) -> list[str]:
+        """Two-character item names that two-character runs of ``query`` sound like. Only a run that is
+        no dictionary word (nor the start of one) and whose characters the dictionary cuts alone is a
+        slip: "胡照" cuts into 胡 / 照, while "工证" of "社工证" ends 社工 and starts another word. The
+        query is cut only when some run sounds like a name (most questions have none)."""
+        sounding = []
+        for start in range(len(query) - 1):
+            run = query[start:start + 2]
+            if covered & {start, start + 1} or run in self.words or not _hanzi(run):
+                continue
+            terms = sorted({t for sp in spellings(run, usual_only=True) for t in self.short.get(sp, ())} - {run})
+            if terms:
+                sounding.append((start, terms))
+        if not sounding:
+            return []
+        alone = self._single_characters(query)
+        out: list[str] = []
+        for start, terms in sounding:
+            if not {start, start + 1} <= alone or covered & {start, start + 1}:
+                continue
+            for term in terms:
+                if term not in query and term not in found and term not in out:
+                    out.append(term)
+                    covered.update((start, start + 1))
+        return out
 
     @staticmethod
     def _single_characters(query: str) -> set[int]:
@@ -158,7 +179,7 @@ class Homophones:
         short: dict[tuple[str, ...], set[str]] = {}
         for name in names:
             terms.add(name)
-            if len(name) == 2 and all("\u4e00" <= c <= "\u9fff" for c in name):
+            if len(name) == 2 and _hanzi(name):
                 for spelling in spellings(name, usual_only=True):
                     short.setdefault(spelling, set()).add(name)
             for word in jieba.cut_for_search(name, HMM=False):
