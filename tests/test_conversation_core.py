@@ -549,3 +549,16 @@ def test_the_items_own_faq_entry_answers_a_chatty_follow_up(service):
     assert reply is not None and reply.kind == "faq" and "转入新卡" in reply.text, reply
     other = service.respond("烟草证以后能转给别人吗", "ask_item", current_id="sample-tobacco-license")
     assert other is None or "住所" not in other.text, other.text  # an entry far behind the guide is not it
+
+
+def test_a_hall_rule_belongs_to_no_item_though_it_names_examples(service):
+    """faq-hall-xianshi-01 lists 护照 and 不动产转移 as examples: answering it must not make the passport the
+    item under discussion; an item's own entry belongs to its item."""
+    hall = service.retriever.by_id["faq-hall-xianshi-01"]
+    assert hall.related and service.retriever.item_of(hall) == ""
+    own = service.retriever.by_id["faq-ss-card-replace-04"]
+    assert service.retriever.item_of(own) == "sample-ss-card-replace"
+    reply = service.respond("办事指南上写的承诺时限和法定时限有啥不一样", "ask_aspect", aspect="time",
+                            current_id="sample-marriage")
+    assert reply is not None and reply.kind == "faq" and "法定时限" in reply.text, reply
+    assert reply.guide_id == "sample-marriage"  # the item under discussion stays

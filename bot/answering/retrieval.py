@@ -206,8 +206,8 @@ class Retriever:
         self._exact = [{n for t in names for n in (t, _BRACKETS.sub("", t))} for names in whole]
         self._position = {r.id: i for i, r in enumerate(index.records)}
         self._vectors = index.vectors()
-        #: For an FAQ entry, the item it belongs to (its first related id); "" for guides.
-        self._item_of = [r.related[0] if isinstance(r, FaqEntry) and r.related else "" for r in index.records]
+        #: For an FAQ entry, the item it belongs to (see :meth:`item_of`); "" for guides.
+        self._item_of = [self._belongs_to(r) if isinstance(r, FaqEntry) else "" for r in index.records]
         self.synonyms = Synonyms.load(settings.synonyms)
         self.homophones = Homophones.from_names(
             [n for names in whole for n in names] + [term for _, term in self.synonyms.pairs],
@@ -220,6 +220,24 @@ class Retriever:
         self.ranker = Ranker.load(settings.ranker, model=encoder.name)
         self.nothing_fits = NothingFits.load(settings.calibration, model=encoder.name,
                                              knowledge=index.manifest.fingerprint)
+
+    def _belongs_to(self, entry: FaqEntry) -> str:
+        """The item an FAQ entry belongs to: its first related guide, when the entry is answered by that
+        guide's own department (the FAQ schema's rule for item entries). A hall entry (answered by the
+        政务服务中心) lists items only as examples ("承诺时限和法定时限有什么不同" names 护照 and 不动产转移):
+        it belongs to none of them."""
+        if not entry.related:
+            return ""
+        guide = self.by_id.get(entry.related[0])
+        if not isinstance(guide, Guide) or (entry.department and guide.department
+                                            and entry.department != guide.department):
+            return ""
+        return guide.id
+
+    def item_of(self, record: Record) -> str:
+        """The item a record is about: a guide itself, the item an FAQ entry belongs to ("" for none: the
+        hall's own rules)."""
+        return self._item_of[self._position[record.id]] if isinstance(record, FaqEntry) else record.id
 
     def search(
         self, text: str, *, k: int | None = None, region: str | None = None, department: str | None = None,
@@ -402,9 +420,8 @@ class Retriever:
             return "clear"
         # Only another item is a rival: an FAQ entry about the first item (or that entry's item) is not.
         first = matches[0].item
-        family = {first.id, first.related[0] if isinstance(first, FaqEntry) and first.related else ""}
-        rivals = [m for m in matches[1:] if m.item.id not in family and not (
-            isinstance(m.item, FaqEntry) and m.item.related and m.item.related[0] in family)]
+        family = {first.id, self.item_of(first)} - {""}
+        rivals = [m for m in matches[1:] if m.item.id not in family and self.item_of(m.item) not in family]
         if regional:  # the named region's own guide leads: only other guides of that region are rivals
             rivals = [m for m in rivals if isinstance(m.item, Guide)
                       and self.scope.fits_region(self._position[m.item.id], regional) is True]

@@ -216,12 +216,6 @@ def _clear_faq(result: SearchResult) -> FaqEntry | None:
     return best if isinstance(best, FaqEntry) else None
 
 
-def _hall_rule(result: SearchResult) -> FaqEntry | None:
-    """The hall's own FAQ entry (one about no particular item) when retrieval clearly found one."""
-    entry = _clear_faq(result)
-    return entry if entry is not None and not entry.related else None
-
-
 def _leftover(text: str) -> str:
     """What an aspect question names besides the aspect: '这件衣服多少钱' -> '件衣服'."""
     return _ASPECT_WORDING.sub("", normalize(text))
@@ -336,7 +330,8 @@ class GuideService:
         stays), so "那要多少钱？" next refers to it."""
         related = [g for g in (self.guide(r) for r in entry.related) if g is not None]
         text = answers.render_faq(entry, self.settings.hotline)
-        under_discussion = related[0].id if related else current_id
+        # A hall rule's related items are examples: the item under discussion stays.
+        under_discussion = self._item_of(entry) or current_id
         return Reply("faq", text, buttons=_guide_buttons(related), guides=(entry,), guide_id=under_discussion)
 
     def _escalate_button(self) -> Button:
@@ -391,7 +386,7 @@ class GuideService:
             return Reply("which_item", answers.render_which_item(aspect or ""), aspect=aspect)
         if names_item or guide is None or len(leftover) >= 2:
             result = self.search(text, region=region)
-            rule = _hall_rule(result)
+            rule = self._hall_rule(result)
             if rule is not None and (guide is None or names_item or not self._refers_to(leftover, guide)):
                 # "办事要带复印件吗", "综合窗口是什么": the hall's own answer, not an aspect of some guide.
                 return self.answer_faq(rule, current_id)
@@ -530,12 +525,9 @@ class GuideService:
         result = self.search(text)
         return result.status == "clear" and result.best is not None and self._item_of(result.best.item) == guide.id
 
-    @staticmethod
-    def _item_of(record: Record) -> str:
-        """The item a record is about: a guide itself, an FAQ entry's first related item ("" if none)."""
-        if isinstance(record, FaqEntry):
-            return record.related[0] if record.related else ""
-        return record.id
+    def _item_of(self, record: Record) -> str:
+        """The item a record is about (:meth:`Retriever.item_of`: "" for the hall's own rules)."""
+        return self.retriever.item_of(record)
 
     def _asks_for_another(self, clean: str, guide: Guide) -> bool:
         """Does a how-to question ask for an item of its own ("飞船驾驶证怎么办理")? A bare "…怎么办" about
@@ -549,11 +541,14 @@ class GuideService:
         return not any(words[i:i + 2] in body for i in range(len(words) - 1)
                        if words[i].isalnum() and words[i + 1].isalnum())
 
+    def _hall_rule(self, result: SearchResult) -> FaqEntry | None:
+        """The hall's own FAQ entry (one about no particular item) when retrieval clearly found one."""
+        entry = _clear_faq(result)
+        return entry if entry is not None and not self._item_of(entry) else None
+
     def _hall_rule_for(self, text: str) -> bool:
-        """Does retrieval clearly answer ``text`` with one of the hall's own rules (an FAQ entry of no item)?"""
-        result = self.search(text)
-        best = result.best.item if result.best is not None else None
-        return result.status == "clear" and isinstance(best, FaqEntry) and not best.related
+        """Does retrieval clearly answer ``text`` with one of the hall's own rules?"""
+        return self._hall_rule(self.search(text)) is not None
 
     def _elsewhere(self, text: str, leftover: str, guide: Guide, result: SearchResult) -> bool:
         """Is an aspect question that names something besides the aspect about something other than
@@ -609,7 +604,8 @@ class GuideService:
     def answer_deferral(self, guide: Guide | None, text: str) -> Reply:
         """"能不能先办后补材料": the item's own 容缺/承诺 flags first, then the hall's general rule."""
         result = self.search(text)
-        rule = next((m.item for m in result.matches if isinstance(m.item, FaqEntry) and not m.item.related), None)
+        rule = next((m.item for m in result.matches if isinstance(m.item, FaqEntry) and not self._item_of(m.item)),
+                    None)
         if guide is None:
             if rule is not None:
                 return self.answer_faq(rule)
@@ -870,7 +866,7 @@ class GuideService:
             top = top or self.search(text)
             best = top.best.item if top.best and top.status != "none" else None
             if isinstance(best, FaqEntry):  # an FAQ entry about an item stands for that item here
-                best = self.guide(best.related[0]) if best.related else None
+                best = self.guide(self._item_of(best))
             event = self.life_events.of_guide(best) if isinstance(best, Guide) else None
         if event is None:
             return self.answer_question(text)
