@@ -562,3 +562,12 @@ def test_a_hall_rule_belongs_to_no_item_though_it_names_examples(service):
                             current_id="sample-marriage")
     assert reply is not None and reply.kind == "faq" and "法定时限" in reply.text, reply
     assert reply.guide_id == "sample-marriage"  # the item under discussion stays
+
+
+def test_an_aspect_question_moves_to_another_item_only_when_it_names_it(service):
+    """"要我自己回老家开证明吗" after 医保转移: retrieval places it at 户籍证明, which it does not name."""
+    reply = service.respond("要我自己回老家开证明吗", "ask_aspect", aspect="materials",
+                            current_id="sample-medical-transfer")
+    assert reply is not None and reply.guide_id == "sample-medical-transfer", reply
+    named = service.respond("结婚登记要多少钱", "ask_aspect", aspect="fee", current_id="sample-id-card-renew")
+    assert named is not None and named.guide_id == "sample-marriage", named

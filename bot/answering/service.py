@@ -397,8 +397,11 @@ class GuideService:
                 result.status != "none" and (
                     len(found) == 1 or found[0].score - found[1].score >= self.settings.clear_margin)))
             if clear and isinstance(found[0].item, Guide):
-                # Another item only when the question names it: "多久能拿到新证" stays with the item.
-                if guide is None or names_item or not self._refers_to(leftover, guide):
+                # Another item only when the question names it: "多久能拿到新证" stays with the item, and
+                # so does "要我自己回老家开证明吗" after 医保转移 (retrieval places it at 户籍证明, which it
+                # does not name).
+                if guide is None or names_item or (not self._refers_to(leftover, guide)
+                                                   and self.names_other_item(text, guide)):
                     guide = found[0].item
             elif result.status != "none" and found and (names_item or guide is None):
                 guides = tuple(m.item for m in found)
