@@ -571,3 +571,10 @@ def test_an_aspect_question_moves_to_another_item_only_when_it_names_it(service)
     assert reply is not None and reply.guide_id == "sample-medical-transfer", reply
     named = service.respond("结婚登记要多少钱", "ask_aspect", aspect="fee", current_id="sample-id-card-renew")
     assert named is not None and named.guide_id == "sample-marriage", named
+
+
+def test_the_items_own_question_again_gets_the_guide_not_its_faq_entry(service):
+    """Asked again with the item under discussion, "我身份证过期了怎么办" is still the guide's question
+    (retrieval is clear on it): the whole notification, not the FAQ entry that ties with it."""
+    reply = service.respond("我身份证过期了怎么办", "ask_item", current_id="sample-id-card-renew")
+    assert reply is not None and "居民身份证换领" in reply.text.split("\n")[0], reply.text[:80]

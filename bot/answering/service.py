@@ -514,6 +514,8 @@ class GuideService:
         entry = _clear_faq(result)
         if entry is not None:
             return entry if self._item_of(entry) == guide.id else None
+        if result.status == "clear":
+            return None  # "我身份证过期了怎么办" again: the guide itself is the clear answer
         top = result.matches[:OWN_FAQ_TOP]
         if len(top) < OWN_FAQ_TOP or any(self._item_of(m.item) != guide.id for m in top):
             return None
