@@ -578,3 +578,5 @@ def test_the_items_own_question_again_gets_the_guide_not_its_faq_entry(service):
     (retrieval is clear on it): the whole notification, not the FAQ entry that ties with it."""
     reply = service.respond("我身份证过期了怎么办", "ask_item", current_id="sample-id-card-renew")
     assert reply is not None and "居民身份证换领" in reply.text.split("\n")[0], reply.text[:80]
+    home = service.respond("孩子是在家里生的怎么办", "ask_item", current_id="sample-birth-cert")
+    assert home is not None and home.kind == "faq" and "在家里生" in home.text, home  # a situation of it

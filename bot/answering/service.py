@@ -141,6 +141,8 @@ SEARCH_CACHE = 1024
 STRONG_FOLLOW_UP = 0.85
 #: How many first candidates, all of the item under discussion, make its FAQ entry among them the answer.
 OWN_FAQ_TOP = 2
+#: ... unless the question is (this close to) one of the guide's own names or typical questions.
+OWN_QUESTION = 0.95
 #: An aspect question whose leftover has less than this share of its characters in the item's text (and
 #: that retrieval finds nothing for) is about something else ("特斯拉多少钱" after 身份证).
 ELSEWHERE_SHARE = 0.5
@@ -509,14 +511,16 @@ class GuideService:
         """An FAQ entry about ``guide`` that retrieval clearly finds for the whole message, or that leads
         it with nothing but ``guide`` itself beside it: "旧卡里还有钱怎么办" after 社保卡补换 is too chatty for
         retrieval to be sure on its own, but with the item under discussion the item's own entry about
-        it (its first two candidates: the guide and the entry, as likely as each other) is the answer."""
+        it (its first two candidates: the guide and the entry, as likely as each other) is the answer —
+        unless the question is one of the guide's own ("我身份证过期了怎么办" asked again)."""
         result = self.search(text)
         entry = _clear_faq(result)
         if entry is not None:
             return entry if self._item_of(entry) == guide.id else None
-        if result.status == "clear":
-            return None  # "我身份证过期了怎么办" again: the guide itself is the clear answer
         top = result.matches[:OWN_FAQ_TOP]
+        if result.status == "clear" and top and isinstance(top[0].item, Guide) and max(
+                top[0].features.get(f, 0.0) for f in ("d_name", "d_alias", "d_question")) >= OWN_QUESTION:
+            return None  # "我身份证过期了怎么办" again: one of the guide's own questions, its whole answer
         if len(top) < OWN_FAQ_TOP or any(self._item_of(m.item) != guide.id for m in top):
             return None
         if (len(result.matches) > OWN_FAQ_TOP
