@@ -447,7 +447,8 @@ class FollowUps:
         dense = (self._relative(vectors @ self.encoder.encode([text], kind="query")[0])
                  if vectors is not None and self.encoder is not None
                  else np.asarray([_overlap(text, p.text) for p in found]))
-        about_material = "material" in first_cue_kinds(text)
+        kinds = first_cue_kinds(text)
+        about_material = "material" in kinds
         named = _material_named(text, guide.materials) if about_material else _material_named(
             text, guide.materials, at_least=2)  # "体检证明多久有效": about that material, whatever the cue
         asked = _asked_thing(text) if about_material else ""
@@ -471,7 +472,6 @@ class FollowUps:
             if named is not None and passage.material is named:
                 score += 0.3
             scored.append((score, -position, passage))
-        kinds = first_cue_kinds(text)
         only = [i for i, (_, _, p) in enumerate(scored) if p.kind in kinds]
         if len(only) == 1 and kinds & {"time", "hours", "online", "courier", "appointment", "visits", "place"}:
             # "要几耐先攞到": the guide's one time-limit passage answers a time question, however little

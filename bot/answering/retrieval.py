@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
@@ -187,6 +187,16 @@ class _Lexical:
         return best
 
 
+def _without_places(query: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``query`` without the regions and departments it names (``spans``, from :class:`Mentions`), nor
+    the "我在…" around them."""
+    text = query
+    for start, end in sorted(spans, reverse=True):
+        if end <= len(query):
+            text = text[:start] + text[end:]
+    return _PLACE_LEAD.sub("", text) or query
+
+
 class Retriever:
     """Search over a loaded index with one encoder. Build once; share across requests."""
 
@@ -293,7 +303,7 @@ class Retriever:
         matches = [Match(self.records[p], round(s, 4), round(v["dense"], 4), round(v["lexical"], 4), v)
                    for s, p, v in scored[:k]]
         # "我在广州，社保卡怎么办": the place filters the question; the words that name an item are the rest.
-        asked = self._without_places(query) if mentions and (mentions.regions or mentions.departments) else query
+        asked = _without_places(query, mentions.spans) if mentions.spans and expanded.startswith(query) else query
         named = self._named_exactly(asked, matches)
         regions = mentions.regions if mentions else frozenset()
         regional = regions if self._of_the_named_region(matches, regions) else frozenset()
@@ -375,13 +385,6 @@ class Retriever:
             return False
         matches.insert(0, matches.pop(exact[0]))
         return True
-
-    def _without_places(self, query: str) -> str:
-        """``query`` without the regions and departments it names, nor the "我在…" around them."""
-        text = normalize(query, limit=0)
-        for entity in sorted(self.entities.find(text, ("REGION", "DEPARTMENT")), key=lambda e: -e.start):
-            text = text[:entity.start] + text[entity.end:]
-        return _PLACE_LEAD.sub("", text) or query
 
     def _of_the_named_region(self, matches: list[Match], regions: frozenset[str]) -> bool:
         """Is the first match the one guide of the region the citizen named ("我在广州，办护照去哪里":

@@ -34,6 +34,9 @@ class Mentions:
 
     regions: frozenset[str] = frozenset()
     departments: frozenset[str] = frozenset()
+    #: Where the question itself names them: (start, end) in the normalised question, so the rest of it
+    #: ("社保卡怎么办" of "我在广州，社保卡怎么办") can be read without a second pass.
+    spans: tuple[tuple[int, int], ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.regions or self.departments)
@@ -76,7 +79,8 @@ class Scope:
                 e.label == "DEPARTMENT" and text[max(0, e.start - 1):e.start] == "省" for e in found):
             # "省生态环境厅", "省民宗委那边呢": the province's own office, in a knowledge base of one province.
             regions = set(self._provinces)
-        return Mentions(frozenset(regions), frozenset(departments))
+        spans = tuple(sorted((e.start, e.end) for e in found if e.end <= len(query)))
+        return Mentions(frozenset(regions), frozenset(departments), spans)
 
     def fits_region(self, position: int, regions: frozenset[str]) -> bool | None:
         """True: the guide is of a named region; False: of another place; None: applies anyway."""

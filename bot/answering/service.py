@@ -218,6 +218,16 @@ def _clear_faq(result: SearchResult) -> FaqEntry | None:
     return best if isinstance(best, FaqEntry) else None
 
 
+def _guide_text(guide: Guide) -> str:
+    """Every passage of ``guide`` a follow-up may be answered with, as one normalised text."""
+    return normalize(" ".join(p.text for p in followup.passages(guide)), limit=0)
+
+
+def _word_pairs(words: str) -> set[str]:
+    """The pairs of adjacent letters or digits in ``words`` (punctuation breaks a pair)."""
+    return {words[i:i + 2] for i in range(len(words) - 1) if words[i].isalnum() and words[i + 1].isalnum()}
+
+
 def _leftover(text: str) -> str:
     """What an aspect question names besides the aspect: '这件衣服多少钱' -> '件衣服'."""
     return _ASPECT_WORDING.sub("", normalize(text))
@@ -501,10 +511,10 @@ class GuideService:
         """Are most of ``words``' character pairs in ``guide``'s own passages? "原件复印件" (of
         "材料要原件还是复印件") is in the forms of the item's materials: a question about this item's
         materials, not about the hall's rule for copies."""
-        pairs = {words[i:i + 2] for i in range(len(words) - 1) if words[i].isalnum() and words[i + 1].isalnum()}
+        pairs = _word_pairs(words)
         if not pairs:
             return False
-        body = normalize(" ".join(p.text for p in followup.passages(guide)), limit=0)
+        body = _guide_text(guide)
         return sum(1 for pair in pairs if pair in body) / len(pairs) >= GUIDE_TEXT_SHARE
 
     def _faq_of(self, text: str, guide: Guide) -> FaqEntry | None:
@@ -545,10 +555,8 @@ class GuideService:
             return False
         if not _WHAT_TO_DO.search(clean):
             return True
-        words = _WHAT_TO_DO.sub("", clean)
-        body = normalize(" ".join(p.text for p in followup.passages(guide)), limit=0)
-        return not any(words[i:i + 2] in body for i in range(len(words) - 1)
-                       if words[i].isalnum() and words[i + 1].isalnum())
+        body = _guide_text(guide)
+        return not any(pair in body for pair in _word_pairs(_WHAT_TO_DO.sub("", clean)))
 
     def _hall_rule(self, result: SearchResult) -> FaqEntry | None:
         """The hall's own FAQ entry (one about no particular item) when retrieval clearly found one."""
@@ -570,7 +578,7 @@ class GuideService:
             return True
         if result.status != "none":
             return False
-        body = normalize(" ".join(p.text for p in followup.passages(guide)) + guide.title, limit=0)
+        body = _guide_text(guide) + normalize(guide.title, limit=0)
         chars = [ch for ch in leftover if ch.isalnum()]
         return bool(chars) and sum(1 for ch in chars if ch in body) / len(chars) < ELSEWHERE_SHARE
 
