@@ -28,6 +28,10 @@ MODEL_DIR := var/models/multilingual-e5-small-adapted
 # ... and the same model on ONNX Runtime (float, the default, and int8), which encodes queries and the index
 # (GUIDE_ENCODER).
 ONNX_DIR := var/models/multilingual-e5-small-adapted-onnx
+# ... and the six-layer query student distilled from it (knowledge/distillation/), which encodes live
+# questions into the same vectors at half the cost (GUIDE_QUERY_ENCODER): see `distil` below.
+QUERY_DIR := var/models/multilingual-e5-small-adapted-query
+QUERY_ONNX_DIR := $(QUERY_DIR)-onnx
 RASA_MODEL := models/guide-assistant.tar.gz
 WHISPER_DIR := var/models/whisper-base
 RASA_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
@@ -86,7 +90,7 @@ $(ACT_VENV)/.installed: requirements/actions.lock pyproject.toml
 	$(ACT_VENV)/bin/pip install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
 	touch $@
 
-model: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
+model: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json $(QUERY_ONNX_DIR)/manifest.json
 
 $(BASE_MODEL_DIR)/manifest.json: $(ACT_VENV)/.installed bot/knowledge/embedding/convert.py
 	$(APY) -m bot.knowledge.embedding.convert --out $(BASE_MODEL_DIR)
@@ -119,6 +123,24 @@ onnx-model: $(ONNX_DIR)/manifest.json
 $(ONNX_DIR)/manifest.json: $(MODEL_DIR)/manifest.json bot/knowledge/embedding/onnx.py
 	$(APY) -m bot.knowledge.embedding.onnx --model $(MODEL_DIR) --out $(ONNX_DIR)
 
+# The query student (bot/knowledge/embedding/distil.py): the adapted model's embeddings and two lowest
+# layers plus four layers trained to give the adapted model's own query vectors, committed in fp16
+# (knowledge/distillation/). `query-model` assembles it and exports it to ONNX (about 30 s; nothing when
+# current); `distil` retrains the part (about 10 min on 2 cores) after `make adapt`, then `make calibrate`.
+DISTIL_PART := knowledge/distillation
+.PHONY: distil query-model
+
+distil: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
+	$(APY) -m bot.knowledge.embedding.distil --teacher $(MODEL_DIR) --part $(DISTIL_PART) --out $(QUERY_DIR) train
+
+query-model: $(QUERY_ONNX_DIR)/manifest.json
+
+$(QUERY_DIR)/manifest.json: $(MODEL_DIR)/manifest.json $(DISTIL_PART)/distillation.json $(DISTIL_PART)/layers.safetensors bot/knowledge/embedding/distil.py
+	$(APY) -m bot.knowledge.embedding.distil --teacher $(MODEL_DIR) --part $(DISTIL_PART) --out $(QUERY_DIR) rebuild
+
+$(QUERY_ONNX_DIR)/manifest.json: $(QUERY_DIR)/manifest.json bot/knowledge/embedding/onnx.py
+	$(APY) -m bot.knowledge.embedding.onnx --model $(QUERY_DIR) --out $(QUERY_ONNX_DIR)
+
 # build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed; it also encodes
 # the guides' follow-up passages (about 2 minutes for the bundled base on 2 cores; once).
 index: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
@@ -148,7 +170,7 @@ test: setup validate lint test-unit test-stories test-e2e test-scaled
 test-stories: $(RASA_MODEL)
 	$(RASA) test core --stories tests/rasa --model $(RASA_MODEL) --fail-on-prediction-errors --out results/rasa-test
 
-test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json postgres
+test-unit: $(ACT_VENV)/.installed $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json $(QUERY_ONNX_DIR)/manifest.json postgres
 	$(APY) -m pytest -m "not e2e" -q
 
 # The ticket store's tests start a throw-away PostgreSQL server from Debian's package.
@@ -198,7 +220,7 @@ test-scaled: setup scaled-packages
 
 # Retrieval quality on the frozen test splits of every evaluation set, side by side with the
 # targets, by style and by length, with two lexical baselines (see knowledge/eval/*/README.md).
-eval: index
+eval: index $(QUERY_ONNX_DIR)/manifest.json
 	$(APY) -m bot.answering.evaluate --split test
 
 # Multi-turn conversations over real HTTP, every turn checked (knowledge/eval/conversations/):
@@ -208,7 +230,7 @@ eval-conversations: setup
 
 # Fit the "nothing fits" model on the sets' dev splits and write knowledge/calibration.json (commit
 # it). Rerun after changing the guides, the synonyms, the model or the retrieval code.
-calibrate: index
+calibrate: index $(QUERY_ONNX_DIR)/manifest.json
 	$(APY) -m bot.answering.evaluate --split dev --fit-calibration --json results/eval-dev.json
 
 # Intent and entity cross-validation (3 folds) into results/nlu/ (intent_report.json ...): ~10 min.
@@ -216,7 +238,7 @@ nlu-report: $(RASA_VENV)/.installed
 	$(RASA) test nlu --nlu data/nlu --config config.yml --cross-validation --folds 3 --out results/nlu
 
 # Index build time, memory and query latency for 100,000 synthetic guides (~20 min on 2 cores).
-bench-scale: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json
+bench-scale: $(MODEL_DIR)/manifest.json $(ONNX_DIR)/manifest.json $(QUERY_ONNX_DIR)/manifest.json
 	$(APY) scripts/bench_scale.py --guides 100000 --compare-hnsw
 
 # Speed and memory, end to end on loopback, next to the targets: a table and results/bench.json (~10 min),

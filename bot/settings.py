@@ -46,6 +46,14 @@ SETTINGS: tuple[Setting, ...] = (
             "as `torch`, about twice as fast), `onnx` (int8: faster again, vectors within cosine 0.98; rebuild the "
             "index and `make calibrate` after switching to it) or `torch` (sentence-transformers). `make model` "
             "builds the ONNX graphs."),
+    Setting("GUIDE_QUERY_ENCODER", "full",
+            "What encodes a citizen's question: `full` (GUIDE_ENCODER's model, as the index is built) or `student` "
+            "(a six-layer encoder distilled from the adapted model into its vector space, `knowledge/distillation/`, "
+            "on ONNX Runtime float: about half the time per question; `make calibrate` after switching). The index "
+            "is always built by the full model."),
+    Setting("GUIDE_QUERY_MODEL_DIR", "var/models/multilingual-e5-small-adapted-query",
+            "The query student's model folder (made by `make model` from GUIDE_MODEL_DIR and "
+            "`knowledge/distillation/`; its ONNX export is `<folder>-onnx`)."),
     Setting("GUIDE_CALIBRATION", "knowledge/calibration.json",
             "The fitted \"nothing fits\" model (`make calibrate`); without it GUIDE_MIN_SCORE decides."),
     Setting("GUIDE_RANKER", "knowledge/ranker.json",
@@ -209,11 +217,23 @@ class Settings:
     draft_ttl_minutes: int = 30
     encoder: str = "onnx-fp32"
     threads: int = 1
+    query_encoder: str = "full"
+    query_model_dir: Path = ROOT / "var" / "models" / "multilingual-e5-small-adapted-query"
 
     @property
     def knowledge_roots(self) -> tuple[Path, ...]:
         """Where the knowledge base is read from: the guides folder, and the FAQ folder when present."""
         return (self.knowledge_dir, self.faq_dir) if self.faq_dir.exists() else (self.knowledge_dir,)
+
+    def with_query_encoder(self, choice: str) -> Settings:
+        """A copy that encodes questions with ``choice``, with the ranker and calibration fitted for it."""
+        def unfitted(path: Path) -> Path:
+            suffix = f"-student{path.suffix}"
+            return path.with_name(path.name[: -len(suffix)] + path.suffix) \
+                if self.query_encoder == "student" and path.name.endswith(suffix) else path
+
+        return self.with_(query_encoder=_query_encoder(choice), ranker=fitted_for(unfitted(self.ranker), choice),
+                          calibration=fitted_for(unfitted(self.calibration), choice))
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some values changed (handy in tests and the CLI)."""
@@ -255,6 +275,22 @@ def _encoder(value: str) -> str:
     return value
 
 
+def fitted_for(path: Path, query_encoder: str) -> Path:
+    """The ranker or calibration file fitted with ``query_encoder``'s vectors.
+
+    Why two: both are fitted on the scores the question vectors give, and the query student's differ
+    a little from the full model's, so each has its own fit (``make calibrate`` writes the one in use):
+    ``knowledge/ranker.json`` for the full model, ``knowledge/ranker-student.json`` for the student.
+    """
+    return path.with_name(f"{path.stem}-student{path.suffix}") if query_encoder == "student" else path
+
+
+def _query_encoder(value: str) -> str:
+    if value not in ("student", "full"):
+        raise ConfigError(f"GUIDE_QUERY_ENCODER={value!r}: expected student or full")
+    return value
+
+
 def _sheet_url(value: str) -> str:
     if "{id}" not in value:
         raise ConfigError(f"GUIDE_SHEET_URL={value!r} must contain {{id}}, where the item's id goes")
@@ -271,14 +307,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     min_score = float(_number(env, "GUIDE_MIN_SCORE", float))
     if not 0.0 <= min_score <= 1.0:
         raise ConfigError(f"GUIDE_MIN_SCORE must be between 0 and 1, got {min_score}")
+    query_encoder = _query_encoder(_raw(env, "GUIDE_QUERY_ENCODER"))
     return Settings(
         knowledge_dir=_path(env, "GUIDE_KNOWLEDGE_DIR"),
         faq_dir=_path(env, "GUIDE_FAQ_DIR"),
         synonyms=_path(env, "GUIDE_SYNONYMS"),
         index_dir=_path(env, "GUIDE_INDEX_DIR"),
         model_dir=_path(env, "GUIDE_MODEL_DIR"),
-        calibration=_path(env, "GUIDE_CALIBRATION"),
-        ranker=_path(env, "GUIDE_RANKER"),
+        calibration=fitted_for(_path(env, "GUIDE_CALIBRATION"), query_encoder),
+        ranker=fitted_for(_path(env, "GUIDE_RANKER"), query_encoder),
         min_score=min_score,
         clear_margin=float(_number(env, "GUIDE_CLEAR_MARGIN", float)),
         max_candidates=max(2, int(_number(env, "GUIDE_MAX_CANDIDATES", int))),
@@ -296,6 +333,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_secret=_secret(env, "ACTION_SECRET"),
         encoder=_encoder(_raw(env, "GUIDE_ENCODER")),
         threads=max(1, int(_number(env, "ACTION_THREADS", int))),
+        query_encoder=query_encoder,
+        query_model_dir=_path(env, "GUIDE_QUERY_MODEL_DIR"),
         draft_ttl_minutes=max(1, int(_number(env, "DRAFT_TTL_MINUTES", int))),
     )
 

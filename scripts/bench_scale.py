@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bot.answering.evaluate import DEFAULT_QUESTIONS, load_questions  # noqa: E402
 from bot.answering.retrieval import Retriever  # noqa: E402
 from bot.knowledge.base import KnowledgeBase  # noqa: E402
-from bot.knowledge.embedding.encoder import Encoder, make_encoder  # noqa: E402
+from bot.knowledge.embedding.encoder import Encoder, make_encoder, make_query_encoder  # noqa: E402
 from bot.knowledge.index import FLAT_LIMIT, LoadedIndex, _make_faiss, build_index  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 
@@ -100,8 +100,10 @@ def main() -> int:
     rss_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     loaded = LoadedIndex.load(index_dir)
     del encoder
-    # Queries as the action server runs them: its thread budget (ACTION_THREADS), no query cache.
-    encoder = make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads, cache_size=0)
+    # Queries as the action server runs them: its query encoder (GUIDE_QUERY_ENCODER) and thread budget
+    # (ACTION_THREADS), no query cache.
+    encoder = make_query_encoder(settings.model_dir, settings.query_model_dir, settings.query_encoder,
+                                 settings.max_tokens, settings.encoder, settings.threads, cache_size=0)
     retriever = Retriever(loaded, encoder, settings)
     questions = [q.question for q in load_questions(DEFAULT_QUESTIONS)][: args.queries]
     retriever.search("预热")

@@ -404,6 +404,9 @@ def run(names: Sequence[str], split: str, fit: bool = False) -> dict[str, Any]:
         "ranking_fitted": ranking,
         "ranker": (service.retriever.ranker.fitted_on if service.retriever.ranker else "fixed dense/lexical blend"),
         "split": split, "guides": len(service.retriever.guides), "model": service.retriever.encoder.name,
+        # What encoded the questions: the model itself, or the query student distilled into its space.
+        "query_encoder": str(getattr(getattr(service.retriever.encoder, "inner", service.retriever.encoder),
+                                     "model", service.retriever.encoder.name)),
         "nothing_fits": (f"calibrated model (cut {fitted.cut:.3f}; {fitted.fitted_on})" if fitted
                          else f"GUIDE_MIN_SCORE threshold {settings.min_score}"),
         "calibration_fitted": calibration, "targets": TARGETS,
@@ -440,7 +443,8 @@ def _side_by_side(report: dict[str, Any]) -> list[str]:
 
 def print_report(report: dict[str, Any], misses: int = 0) -> None:
     """The figures as tables on stdout."""
-    print(f"split {report['split']}, {report['guides']} guides, model {report['model']}")
+    print(f"split {report['split']}, {report['guides']} guides, model {report['model']}, questions encoded by "
+          f"{report.get('query_encoder', report['model'])}")
     print(f"ranked by: {report['ranker']}")
     print(f"nothing fits decided by: {report['nothing_fits']}")
     if report.get("ranking_fitted"):

@@ -26,7 +26,7 @@ from bot.answering.lifeevents import LifeEvents
 from bot.answering.ranking import HOW_TO
 from bot.answering.retrieval import Retriever, SearchResult
 from bot.contract import Answer, ButtonSpec, ItemRef
-from bot.knowledge.embedding.encoder import Encoder, make_encoder
+from bot.knowledge.embedding.encoder import Encoder, make_query_encoder
 from bot.knowledge.index import LoadedIndex, read_manifest
 from bot.knowledge.model import FaqEntry, Guide, Record
 from bot.knowledge.text import has_content, normalize
@@ -252,7 +252,8 @@ class GuideService:
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> GuideService:
         """Load the model (unless given) and the index named by ``settings``."""
         read_manifest(settings.index_dir)  # fail fast, before spending seconds loading the model
-        encoder = encoder or make_encoder(settings.model_dir, settings.max_tokens, settings.encoder, settings.threads)
+        encoder = encoder or make_query_encoder(settings.model_dir, settings.query_model_dir, settings.query_encoder,
+                                                settings.max_tokens, settings.encoder, settings.threads)
         index = LoadedIndex.load(settings.index_dir, expect_model=encoder.name, expect_dim=encoder.dim)
         import faiss
 

@@ -7,6 +7,10 @@ it at start-up, never on a citizen's first question). :class:`bot.knowledge.embe
 runs the same model exported to ONNX and quantised to int8 (``make onnx-model``), several
 times faster per question and without torch. :func:`make_encoder` picks one of the two and
 wraps it in :class:`CachedEncoder`, which answers a question asked before from memory.
+:func:`make_query_encoder` is what the assistant encodes live questions with: by default the
+six-layer student distilled from the full model into its vector space
+(``bot.knowledge.embedding.distil``), half the cost per question; the index is always built
+with the full model.
 """
 
 from __future__ import annotations
@@ -178,4 +182,30 @@ def make_encoder(
         inner = OnnxEncoder(onnx_dir, max_tokens, threads, model_file=graph)
     else:
         raise ConfigError(f"embedding back-end {backend!r}: expected one of {', '.join(BACKENDS)}")
+    return CachedEncoder(inner, cache_size) if cache_size > 0 else inner
+
+
+#: What may encode a citizen's question (GUIDE_QUERY_ENCODER).
+QUERY_ENCODERS = ("student", "full")
+
+
+def make_query_encoder(
+    model_dir: Path, query_model_dir: Path, choice: str = "student", max_tokens: int = 64, backend: str = "onnx-fp32",
+    threads: int = 1, *, cache_size: int = 2048,
+) -> Encoder:
+    """The encoder for live questions: the distilled six-layer student, or the full model.
+
+    ``student``: the float ONNX export of ``query_model_dir`` (``<folder>-onnx``, made by ``make model``
+    from ``bot.knowledge.embedding.distil``'s part); its name is the full model's, the vector space the
+    index was built in. ``full``: :func:`make_encoder` on ``model_dir`` and ``backend``, as the index is built.
+    """
+    if choice == "full":
+        return make_encoder(model_dir, max_tokens, backend, threads, cache_size=cache_size)
+    if choice != "student":
+        raise ConfigError(f"query encoder {choice!r}: expected one of {', '.join(QUERY_ENCODERS)}")
+    from bot.knowledge.embedding.onnx import FLOAT_FILE, OnnxEncoder
+
+    query_model_dir = Path(query_model_dir)
+    onnx_dir = query_model_dir.with_name(query_model_dir.name + "-onnx")
+    inner = OnnxEncoder(onnx_dir, max_tokens, threads, model_file=FLOAT_FILE)
     return CachedEncoder(inner, cache_size) if cache_size > 0 else inner

@@ -312,6 +312,8 @@ def export(model_dir: Path, out_dir: Path, *, force: bool = False,
             # The source's name, unchanged: the index, ranker and calibration made with the float
             # model are tied to it and stay valid (the int8 vectors are within cosine 0.98 of it).
             "name": str(source_meta.get("model") or source_meta.get("name") or model_dir.name),
+            # A query student's space: the model whose vectors it imitates (bot.knowledge.embedding.distil).
+            "space": source_meta.get("space"),
             "backend": BACKEND,
             "export_version": EXPORT_VERSION,
             "dimension": int(config.get("hidden_size") or source_meta.get("dimension") or 0),
@@ -361,7 +363,11 @@ class OnnxEncoder:
         pooling = meta.get("pooling") or {"mode": "mean", "normalize": True}
         if pooling.get("mode") != "mean":
             raise ModelMissing(f"{onnx_dir}: pooling {pooling.get('mode')!r} is not supported (mean only)")
-        self.name = str(meta.get("model") or meta.get("name") or onnx_dir.name)
+        #: The vector space the vectors are in, which indexes, rankers and calibrations are tied to:
+        #: the model's own name, or for a distilled query student the name of the model it imitates.
+        self.name = str(meta.get("space") or meta.get("model") or meta.get("name") or onnx_dir.name)
+        #: The model itself (differs from ``name`` for a query student).
+        self.model = str(meta.get("name") or self.name)
         #: The domain adaptation of the source model, recorded in the index manifest.
         self.adaptation: dict[str, object] | None = meta.get("adaptation")
         self.backend = FLOAT_BACKEND if model_file == FLOAT_FILE else str(meta.get("backend") or BACKEND)
