@@ -138,8 +138,9 @@ query-model: $(QUERY_ONNX_DIR)/manifest.json
 $(QUERY_DIR)/manifest.json: $(MODEL_DIR)/manifest.json $(DISTIL_PART)/distillation.json $(DISTIL_PART)/layers.safetensors bot/knowledge/embedding/distil.py
 	$(APY) -m bot.knowledge.embedding.distil --teacher $(MODEL_DIR) --part $(DISTIL_PART) --out $(QUERY_DIR) rebuild
 
+# (Not assembled when the adapted model changed since the student was distilled and it is not in use.)
 $(QUERY_ONNX_DIR)/manifest.json: $(QUERY_DIR)/manifest.json bot/knowledge/embedding/onnx.py
-	$(APY) -m bot.knowledge.embedding.onnx --model $(QUERY_DIR) --out $(QUERY_ONNX_DIR)
+	if [ -f $(QUERY_DIR)/manifest.json ]; then $(APY) -m bot.knowledge.embedding.onnx --model $(QUERY_DIR) --out $(QUERY_ONNX_DIR); fi
 
 # build-index compares the knowledge fingerprint itself, so this is cheap when nothing changed; it also encodes
 # the guides' follow-up passages (about 2 minutes for the bundled base on 2 cores; once).

@@ -49,8 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUIDE_QUERY_ENCODER", "full",
             "What encodes a citizen's question: `full` (GUIDE_ENCODER's model, as the index is built) or `student` "
             "(a six-layer encoder distilled from the adapted model into its vector space, `knowledge/distillation/`, "
-            "on ONNX Runtime float: about half the time per question; `make calibrate` after switching). The index "
-            "is always built by the full model."),
+            "on ONNX Runtime float: about half the time per question, with its own ranker and calibration, "
+            "`knowledge/*-student.json`). The index is always built by the full model."),
     Setting("GUIDE_QUERY_MODEL_DIR", "var/models/multilingual-e5-small-adapted-query",
             "The query student's model folder (made by `make model` from GUIDE_MODEL_DIR and "
             "`knowledge/distillation/`; its ONNX export is `<folder>-onnx`)."),

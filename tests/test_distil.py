@@ -132,6 +132,21 @@ def test_rebuild_refuses_another_teacher_and_a_tampered_part(tmp_path: Path) -> 
         distil.read_part(part)
 
 
+def test_a_stale_student_not_in_use_does_not_stop_the_build(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    teacher = _tiny_teacher(tmp_path)
+    part, out = tmp_path / "part", tmp_path / "student"
+    _save_tiny_part(part, teacher, 0.5)
+    _tiny_teacher(tmp_path, seed=1)  # `make adapt` ran since the student was distilled
+    args = ["--teacher", str(teacher), "--part", str(part), "--out", str(out), "rebuild"]
+    monkeypatch.setenv("GUIDE_QUERY_ENCODER", "full")
+    assert distil.main(args) == 0
+    assert "does not use it" in capsys.readouterr().out and not out.exists()
+    monkeypatch.setenv("GUIDE_QUERY_ENCODER", "student")
+    assert distil.main(args) == 1
+    assert "make distil" in capsys.readouterr().err
+
+
 def test_command_line_rebuild_says_when_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     teacher = _tiny_teacher(tmp_path)
     part, out = tmp_path / "part", tmp_path / "student"

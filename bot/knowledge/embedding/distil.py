@@ -6,10 +6,11 @@ int8 quantisation moved FAQ top-1 by more than the half point we allow. A questi
 the *query* side of the model: the index (titles, aliases, questions, passages) is encoded
 once, at build time, by the full adapted model. So a smaller *student* is trained to put a
 question where the full model (the *teacher*) would put it, and only live questions go through
-it. The index, its passage vectors, the ranker and the calibration stay in the teacher's vector
-space, and the student's export carries the teacher's model name as its ``space``
-(:class:`bot.knowledge.embedding.onnx.OnnxEncoder` reports it as its name), so an index built
-by the teacher is served by the student and by nothing else.
+it. The index and its passage vectors stay in the teacher's vector space, and the student's
+export carries the teacher's model name as its ``space`` (:class:`bot.knowledge.embedding.onnx.OnnxEncoder`
+reports it as its name), so an index built by the teacher is served by the student and by nothing
+else. The ranker and the calibration, fitted on the scores question vectors give, have their own
+fit for the student (``bot.settings.fitted_for``).
 
 The student is the teacher's embeddings and lower :data:`DistilConfig.frozen` layers, frozen,
 followed by ``len(init_layers)`` layers initialised from the teacher's adapted top layers and
@@ -84,6 +85,10 @@ SITUATION_FRAMES = ("如果{}，怎么办", "我这种情况{}，还能办吗", 
 _SENTENCE = re.compile(r"[。；;！？!?\n]")
 _NUMBERING = re.compile(r"^[（(]?[0-9一二三四五六七八九十]+[)）.、．]\s*")
 _NLU_ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
+
+
+class TeacherChanged(ModelMissing):
+    """The full model is not the one the committed student was distilled from (``make adapt`` ran since)."""
 
 
 @dataclass(frozen=True)
@@ -425,7 +430,7 @@ def rebuild(teacher_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = F
         return out_dir
     teacher = _teacher_identity(teacher_dir)
     if teacher["weights_sha256"] != part["teacher"]["weights_sha256"]:
-        raise ModelMissing(
+        raise TeacherChanged(
             f"{teacher_dir}: not the model the query student in {part_dir} was distilled from "
             f"(weights {teacher['weights_sha256'][:12]}, expected {part['teacher']['weights_sha256'][:12]}); "
             f"retrain it with `make distil`, or set GUIDE_QUERY_ENCODER=full"
@@ -480,18 +485,18 @@ def rebuild(teacher_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = F
 # --------------------------------------------------------------------------- command line
 
 
-def _defaults() -> tuple[Path, Path, Path, tuple[Path, ...], Path, int]:
-    """(teacher, part, student, knowledge roots, NLU folder, max tokens) from the settings."""
+def _defaults() -> tuple[Path, Path, Path, tuple[Path, ...], Path, int, str]:
+    """(teacher, part, student, knowledge roots, NLU folder, max tokens, query encoder) from the settings."""
     from bot.settings import ROOT, load_settings
 
     settings = load_settings()
     return (settings.model_dir, ROOT / "knowledge" / "distillation", settings.query_model_dir,
-            settings.knowledge_roots, ROOT / "data" / "nlu", settings.max_tokens)
+            settings.knowledge_roots, ROOT / "data" / "nlu", settings.max_tokens, settings.query_encoder)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: train the part and assemble the student, or assemble it from a committed part."""
-    teacher, part, out, knowledge, nlu, max_tokens = _defaults()
+    teacher, part, out, knowledge, nlu, max_tokens, query_encoder = _defaults()
     parser = argparse.ArgumentParser(prog="python -m bot.knowledge.embedding.distil",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, default=teacher, help=f"teacher model folder (default {teacher})")
@@ -540,7 +545,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{args.out}: already current, nothing to do ({time.perf_counter() - started:.1f} s)")
                 return 0
             print(f"{args.out}: assembling from {args.teacher} + {args.part} ({reason})", flush=True)
-            rebuild(args.teacher, args.part, args.out, force=True)
+            try:
+                rebuild(args.teacher, args.part, args.out, force=True)
+            except TeacherChanged as exc:
+                if query_encoder == "student":
+                    raise
+                # Not in use (GUIDE_QUERY_ENCODER=full): a stale student must not stop `make run`.
+                print(f"note: {exc}. Not assembled; the assistant does not use it (GUIDE_QUERY_ENCODER=full)")
+                return 0
         name = json.loads((args.out / MODEL_MANIFEST).read_text(encoding="utf-8"))["name"]
         print(f"{args.out}: wrote {name} in {time.perf_counter() - started:.1f} s")
         return 0
