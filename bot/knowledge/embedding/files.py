@@ -1,9 +1,20 @@
-"""Writing a model folder so that readers never see half of it."""
+"""Writing a model folder so that readers never see half of it, and reading its JSON files."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A model folder's JSON object file, or {} when the file is missing or holds no object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def publish_folder(scratch: Path, out_dir: Path) -> None:

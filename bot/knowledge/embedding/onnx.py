@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.errors import BotError, ModelMissing
-from bot.knowledge.embedding.files import publish_folder
+from bot.knowledge.embedding.files import publish_folder, read_json
 
 if TYPE_CHECKING:
     from bot.knowledge.embedding.encoder import Kind
@@ -122,14 +122,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _source_label(model_dir: Path) -> dict[str, Any]:
     """What identifies the source model cheaply (no weights hashing): checked on every run."""
     manifest = model_dir / MANIFEST
@@ -146,7 +138,7 @@ def _pooling(model_dir: Path) -> dict[str, Any]:
     types = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     if types[:2] != ["Transformer", "Pooling"]:
         raise ModelMissing(f"{model_dir}: modules {types}, expected Transformer, Pooling[, Normalize]")
-    config = _read_json(model_dir / modules[1]["path"] / "config.json")
+    config = read_json(model_dir / modules[1]["path"] / "config.json")
     modes = sorted(k[len("pooling_mode_"):] for k, v in config.items() if k.startswith("pooling_mode_") and v)
     if modes != ["mean_tokens"]:
         raise ModelMissing(f"{model_dir}: pooling {modes}; only mean pooling is exported")
@@ -156,7 +148,7 @@ def _pooling(model_dir: Path) -> dict[str, Any]:
 
 def stale_reason(model_dir: Path, out_dir: Path, quantisation: dict[str, Any] | None = None) -> str | None:
     """Why ``out_dir`` is not the ONNX export of ``model_dir``, or ``None`` when it is current."""
-    manifest = _read_json(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else None
+    manifest = read_json(out_dir / MANIFEST) if (out_dir / MANIFEST).is_file() else None
     if manifest is None:
         return "no ONNX model yet"
     if manifest.get("export_version") != EXPORT_VERSION or manifest.get("backend") != BACKEND:
@@ -275,10 +267,10 @@ def export(model_dir: Path, out_dir: Path, *, force: bool = False,
     import torch
 
     pooling = _pooling(model_dir)
-    source_meta = _read_json(model_dir / MANIFEST)
-    st_config = _read_json(model_dir / "config_sentence_transformers.json")
+    source_meta = read_json(model_dir / MANIFEST)
+    st_config = read_json(model_dir / "config_sentence_transformers.json")
     prompts = dict(st_config.get("prompts") or source_meta.get("prompts") or PROMPTS)
-    config = _read_json(model_dir / "config.json")
+    config = read_json(model_dir / "config.json")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -359,7 +351,7 @@ class OnnxEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        meta = _read_json(onnx_dir / MANIFEST)
+        meta = read_json(onnx_dir / MANIFEST)
         pooling = meta.get("pooling") or {"mode": "mean", "normalize": True}
         if pooling.get("mode") != "mean":
             raise ModelMissing(f"{onnx_dir}: pooling {pooling.get('mode')!r} is not supported (mean only)")
@@ -372,7 +364,7 @@ class OnnxEncoder:
         self.adaptation: dict[str, object] | None = meta.get("adaptation")
         self.backend = FLOAT_BACKEND if model_file == FLOAT_FILE else str(meta.get("backend") or BACKEND)
         self.max_tokens = int(max_tokens)
-        prompts = meta.get("prompts") or _read_json(onnx_dir / "config_sentence_transformers.json").get("prompts")
+        prompts = meta.get("prompts") or read_json(onnx_dir / "config_sentence_transformers.json").get("prompts")
         self._prompts: dict[str, str] = dict(prompts or {})
 
         tokenizer = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
@@ -469,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"{out}: exporting {args.model} to ONNX, int8 ({reason})", flush=True)
         export(args.model, out, force=True)
-        manifest = _read_json(out / MANIFEST)
+        manifest = read_json(out / MANIFEST)
         size = (out / MODEL_FILE).stat().st_size / 1e6
         print(f"{out}: wrote {manifest['name']} ({BACKEND}, {size:.0f} MB) in {time.perf_counter() - started:.1f} s")
         return 0
