@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +63,6 @@ from bot.errors import BotError, ModelMissing
 from bot.knowledge.embedding import adapt
 from bot.knowledge.embedding.files import publish_folder, read_json
 from bot.knowledge.model import FaqEntry, Guide, Record
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +115,6 @@ class DistilConfig:
     #: Weights of the two loss terms (distance to the teacher's vector; similarity matrix).
     vector_weight: float = 10.0
     relation_weight: float = 10.0
-    #: The order of the index's nearest vectors: for each text, the teacher's ``neighbours`` nearest
-    #: among the index's and the follow-up passages' vectors, and the student's softmax over them
-    #: (cosine x ``neighbour_scale``) pulled to the teacher's (KL x ``neighbour_weight``). 0: off.
-    neighbours: int = 0
-    neighbour_scale: float = 20.0
-    neighbour_weight: float = 1.0
     #: How many keywords / situations are put in a question frame.
     framed_keywords: int = 12000
     framed_situations: int = 4000
@@ -230,7 +221,6 @@ def train(
     config: DistilConfig,
     *,
     teacher_vectors: Callable[[Sequence[str]], np.ndarray] | None = None,
-    index_dir: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> tuple[dict[str, np.ndarray], DistilStats]:
     """Train the student's layers to give the teacher's vectors; return them in fp16 (BertModel names).
@@ -261,13 +251,6 @@ def train(
     stats.seconds_cache = round(time.perf_counter() - started, 1)
     say(f"cached the frozen {config.frozen} layers' output in {stats.seconds_cache} s")
 
-    near: torch.Tensor | None = None
-    candidates: torch.Tensor | None = None
-    if config.neighbours and index_dir is not None:
-        found, nearest = _neighbours(index_dir, targets.numpy(), config.neighbours)
-        say(f"the teacher's {config.neighbours} nearest of {len(found)} index and passage vectors per text")
-        candidates, near = torch.from_numpy(found), torch.from_numpy(nearest)
-
     adapt._seed_everything(config.seed)
     tensors = adapt._load_tensors(teacher_dir / WEIGHTS)
     stack = adapt._make_top_stack(adapt._read_config(teacher_dir), tensors, config.init_layers)
@@ -297,12 +280,6 @@ def train(
         wanted = targets[batch]
         loss = (config.vector_weight * ((vectors - wanted) ** 2).sum(1).mean()
                 + config.relation_weight * ((vectors @ vectors.T - wanted @ wanted.T) ** 2).mean())
-        if near is not None and candidates is not None:
-            block = candidates[near[batch]]  # [batch, neighbours, dim]
-            theirs = torch.log_softmax(torch.einsum("bkd,bd->bk", block, wanted) * config.neighbour_scale, -1)
-            ours = torch.log_softmax(torch.einsum("bkd,bd->bk", block, vectors) * config.neighbour_scale, -1)
-            loss = loss + config.neighbour_weight * torch.nn.functional.kl_div(
-                ours, theirs, log_target=True, reduction="batchmean")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(stack.parameters(), 1.0)
@@ -323,25 +300,6 @@ def train(
         f"threads; held-out cosine to the teacher {stats.held_out['cosine_mean']}")
     student_ids = range(config.frozen, config.layers)
     return adapt.stack_tensors(stack, student_ids), stats
-
-
-def _neighbours(index_dir: Path, targets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The index's vectors and follow-up passage vectors, and each target's ``k`` nearest among them."""
-    from bot.knowledge.index import LoadedIndex
-
-    loaded = LoadedIndex.load(index_dir)
-    parts = [np.array(loaded.vectors(), dtype=np.float32, copy=True)]  # a copy: the view dies with the index
-    del loaded
-    passages = index_dir / "passages.npy"
-    if passages.is_file():
-        parts.append(np.load(passages).astype(np.float32))
-    candidates = np.ascontiguousarray(np.concatenate(parts))
-    k = min(k, len(candidates))
-    near = np.empty((len(targets), k), dtype=np.int64)
-    for start in range(0, len(targets), 1024):
-        scores = targets[start: start + 1024] @ candidates.T
-        near[start: start + 1024] = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return candidates, near
 
 
 def _teacher(teacher_dir: Path, max_tokens: int, threads: int) -> Callable[[Sequence[str]], np.ndarray]:
@@ -523,19 +481,18 @@ def rebuild(teacher_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = F
 # --------------------------------------------------------------------------- command line
 
 
-def _defaults() -> tuple[Path, Path, Path, tuple[Path, ...], Path, int, str, Path]:
-    """(teacher, part, student, knowledge roots, NLU folder, max tokens, query encoder, index) from the settings."""
+def _defaults() -> tuple[Path, Path, Path, tuple[Path, ...], Path, int, str]:
+    """(teacher, part, student, knowledge roots, NLU folder, max tokens, query encoder) from the settings."""
     from bot.settings import ROOT, load_settings
 
     settings = load_settings()
     return (settings.model_dir, ROOT / "knowledge" / "distillation", settings.query_model_dir,
-            settings.knowledge_roots, ROOT / "data" / "nlu", settings.max_tokens, settings.query_encoder,
-            settings.index_dir)
+            settings.knowledge_roots, ROOT / "data" / "nlu", settings.max_tokens, settings.query_encoder)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: train the part and assemble the student, or assemble it from a committed part."""
-    teacher, part, out, knowledge, nlu, max_tokens, query_encoder, index_dir = _defaults()
+    teacher, part, out, knowledge, nlu, max_tokens, query_encoder = _defaults()
     parser = argparse.ArgumentParser(prog="python -m bot.knowledge.embedding.distil",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, default=teacher, help=f"teacher model folder (default {teacher})")
@@ -546,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--knowledge", type=Path, action="append", help="guide/FAQ folder or file, repeatable")
     t.add_argument("--nlu", type=Path, default=nlu)
     for name, kind in (("frozen", int), ("epochs", float), ("lr", float), ("batch", int), ("seed", int),
-                       ("threads", int), ("neighbours", int), ("neighbour-weight", float)):
+                       ("threads", int)):
         t.add_argument(f"--{name}", type=kind)
     t.add_argument("--init-layers", help="comma-separated teacher layers the trained ones start from")
     r = sub.add_parser("rebuild", help="assemble the student from the teacher and the part (nothing if current)")
@@ -563,8 +520,8 @@ def main(argv: list[str] | None = None) -> int:
 
             roots = tuple(args.knowledge or knowledge)
             config = replace(DistilConfig(max_tokens=max_tokens),
-                             **{k: v for k in ("frozen", "epochs", "lr", "batch", "seed", "threads", "neighbours",
-                                               "neighbour_weight") if (v := getattr(args, k)) is not None})
+                             **{k: v for k in ("frozen", "epochs", "lr", "batch", "seed", "threads")
+                                if (v := getattr(args, k)) is not None})
             if args.init_layers:
                 config = replace(config, init_layers=tuple(int(x) for x in args.init_layers.split(",")))
             records = KnowledgeBase.load(*roots).records()
@@ -572,8 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise BotError(f"no guides under {', '.join(map(str, roots))}")
             texts = training_texts(records, args.nlu, config)
             print(f"{len(texts)} training texts", flush=True)
-            tensors, stats = train(args.teacher, texts, config, index_dir=index_dir,
-                                   say=lambda s: print(s, flush=True))
+            tensors, stats = train(args.teacher, texts, config, say=lambda s: print(s, flush=True))
             manifest = save_part(args.part, tensors, teacher_dir=args.teacher, config=config, texts=texts,
                                  stats=stats, knowledge_fingerprint=fingerprint(*roots))
             print(f"{args.part}: {manifest['bytes'] / 1e6:.1f} MB, layers {manifest['layers']}, "
