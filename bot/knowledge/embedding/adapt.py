@@ -1046,20 +1046,36 @@ def save_part(
 
 def read_part(part_dir: Path) -> dict[str, Any]:
     """The part's manifest, after checking its weights file is the one it describes."""
-    path = part_dir / PART_MANIFEST
+    return read_part_manifest(part_dir, PART_MANIFEST, ("adapter_version", ADAPTER_VERSION),
+                              missing="no adaptation here; run `make adapt` "
+                                      "(python -m bot.knowledge.embedding.adapt train)",
+                              retrain="retrain it")
+
+
+def read_part_manifest(part_dir: Path, manifest_name: str, version: tuple[str, str], *, missing: str,
+                       retrain: str) -> dict[str, Any]:
+    """A committed part's manifest (``manifest_name`` in ``part_dir``), checked: this code's format
+    (``version``: the key and the value it reads) and the weights file's hash. Shared by the
+    adaptation and the query student's distillation, whose parts are stored the same way.
+
+    Raises:
+        ModelMissing: no manifest (``missing`` says what to run), unreadable, another format
+            (``retrain`` says how to remake it), or weights that are not the ones described.
+    """
+    path = part_dir / manifest_name
     try:
         manifest = dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise ModelMissing(f"{part_dir}: no adaptation here; run `make adapt` "
-                           "(python -m bot.knowledge.embedding.adapt train)") from None
+        raise ModelMissing(f"{part_dir}: {missing}") from None
     except ValueError as exc:
         raise ModelMissing(f"{path}: unreadable ({exc})") from None
-    if manifest.get("adapter_version") != ADAPTER_VERSION:
-        raise ModelMissing(f"{path}: made by adapter version {manifest.get('adapter_version')!r}, "
-                           f"this code reads {ADAPTER_VERSION}; retrain it")
+    key, expected = version
+    if manifest.get(key) != expected:
+        raise ModelMissing(f"{path}: made by {key.replace('_', ' ')} {manifest.get(key)!r}, "
+                           f"this code reads {expected}; {retrain}")
     weights = part_dir / str(manifest.get("file", PART_WEIGHTS))
     if not weights.is_file() or _sha256(weights) != manifest.get("sha256"):
-        raise ModelMissing(f"{weights}: missing or not the file {PART_MANIFEST} describes")
+        raise ModelMissing(f"{weights}: missing or not the file {manifest_name} describes")
     return manifest
 
 

@@ -362,20 +362,9 @@ def save_part(part_dir: Path, tensors: dict[str, np.ndarray], *, teacher_dir: Pa
 
 def read_part(part_dir: Path) -> dict[str, Any]:
     """The part's manifest, after checking its weights file is the one it describes."""
-    path = part_dir / PART_MANIFEST
-    try:
-        manifest = dict(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise ModelMissing(f"{part_dir}: no distilled query encoder here; run `make distil`") from None
-    except ValueError as exc:
-        raise ModelMissing(f"{path}: unreadable ({exc})") from None
-    if manifest.get("distil_version") != DISTIL_VERSION:
-        raise ModelMissing(f"{path}: made by distil version {manifest.get('distil_version')!r}, "
-                           f"this code reads {DISTIL_VERSION}; retrain it with `make distil`")
-    weights = part_dir / str(manifest.get("file", PART_WEIGHTS))
-    if not weights.is_file() or adapt._sha256(weights) != manifest.get("sha256"):
-        raise ModelMissing(f"{weights}: missing or not the file {PART_MANIFEST} describes")
-    return manifest
+    return adapt.read_part_manifest(part_dir, PART_MANIFEST, ("distil_version", DISTIL_VERSION),
+                                    missing="no distilled query encoder here; run `make distil`",
+                                    retrain="retrain it with `make distil`")
 
 
 def student_name(part: dict[str, Any]) -> str:
