@@ -93,7 +93,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.errors import BotError, ModelMissing
-from bot.knowledge.embedding.files import publish_folder
+from bot.knowledge.embedding.files import copy_model_files, publish_folder
 from bot.knowledge.model import FaqEntry, Guide, Record
 from bot.knowledge.text import normalize
 
@@ -1147,13 +1147,7 @@ def rebuild(base_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = Fals
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        for item in base_dir.iterdir():
-            if item.name in (BASE_WEIGHTS, MODEL_MANIFEST) or item.name.startswith("."):
-                continue
-            if item.is_dir():
-                shutil.copytree(item, scratch / item.name)
-            else:
-                shutil.copy2(item, scratch / item.name)
+        copy_model_files(base_dir, scratch, (BASE_WEIGHTS, MODEL_MANIFEST))
         save_file(tensors, str(scratch / BASE_WEIGHTS), metadata={"format": "pt"})
         base_meta_path = base_dir / MODEL_MANIFEST
         base_meta = json.loads(base_meta_path.read_text(encoding="utf-8")) if base_meta_path.is_file() else {}

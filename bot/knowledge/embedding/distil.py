@@ -61,7 +61,7 @@ import numpy as np
 
 from bot.errors import BotError, ModelMissing
 from bot.knowledge.embedding import adapt
-from bot.knowledge.embedding.files import publish_folder, read_json
+from bot.knowledge.embedding.files import copy_model_files, publish_folder, read_json
 from bot.knowledge.model import FaqEntry, Guide, Record
 
 log = logging.getLogger(__name__)
@@ -431,13 +431,7 @@ def rebuild(teacher_dir: Path, part_dir: Path, out_dir: Path, *, force: bool = F
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        for item in teacher_dir.iterdir():
-            if item.name in (WEIGHTS, MODEL_MANIFEST, "config.json", ST_CONFIG) or item.name.startswith("."):
-                continue
-            if item.is_dir():
-                shutil.copytree(item, scratch / item.name)
-            else:
-                shutil.copy2(item, scratch / item.name)
+        copy_model_files(teacher_dir, scratch, (WEIGHTS, MODEL_MANIFEST, "config.json", ST_CONFIG))
         (scratch / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         st_config = read_json(teacher_dir / ST_CONFIG)
         prompts = {**adapt.PROMPTS, **st_config.get("prompts", {}), "query": str(part["config"].get("prompt", ""))}

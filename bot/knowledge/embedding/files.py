@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,19 @@ def read_json(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def copy_model_files(source: Path, scratch: Path, skip: Iterable[str]) -> None:
+    """Copy ``source``'s files and folders into ``scratch``, except ``skip`` and hidden ones (locks,
+    scratch folders): what a model folder assembled from another keeps unchanged."""
+    skipped = set(skip)
+    for item in source.iterdir():
+        if item.name in skipped or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, scratch / item.name)
+        else:
+            shutil.copy2(item, scratch / item.name)
 
 
 def publish_folder(scratch: Path, out_dir: Path) -> None:
